@@ -1,0 +1,199 @@
+package history
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/realizefs/realize"
+	"github.com/zeebo/blake3"
+)
+
+// Entries are stored, hashed and (later) sent as canonical CBOR (RFC 8949
+// §4.2 core deterministic encoding): the same entry always encodes to the
+// same bytes, so its hash is the same on every peer. Fields use small
+// integer keys; the numbers are part of the format and are add-only.
+type wireEntry struct {
+	Seq     uint64        `cbor:"1,keyasint"`
+	Time    int64         `cbor:"2,keyasint"`
+	Arena   string        `cbor:"3,keyasint"`
+	Peer    []byte        `cbor:"4,keyasint"`
+	Origin  []byte        `cbor:"5,keyasint"`
+	Op      uint8         `cbor:"6,keyasint"`
+	Path    string        `cbor:"7,keyasint"`
+	From    string        `cbor:"8,keyasint,omitempty"`
+	Kind    uint8         `cbor:"9,keyasint"`
+	Size    int64         `cbor:"10,keyasint,omitempty"`
+	MTime   int64         `cbor:"11,keyasint,omitempty"`
+	Exec    bool          `cbor:"12,keyasint,omitempty"`
+	Blob    []byte        `cbor:"13,keyasint,omitempty"`
+	Target  string        `cbor:"14,keyasint,omitempty"`
+	Version []wireVersion `cbor:"15,keyasint,omitempty"` // sorted by peer id: canonical
+	Prev    []byte        `cbor:"16,keyasint"`
+}
+
+// wireVersion is one version vector component. A vector travels as a list
+// sorted by peer id rather than a map, because CBOR map keys that are raw
+// 32-byte ids would have to be byte strings and the list is just as
+// canonical and simpler to bound.
+type wireVersion struct {
+	_    struct{} `cbor:",toarray"`
+	Peer []byte
+	N    uint64
+}
+
+// Limits on decoded entries. An entry is small; anything bigger is an attack
+// or corruption, and is refused before it is allocated.
+const (
+	MaxEntrySize   = 16 << 10 // bytes of one encoded entry
+	MaxVersionLen  = 1024     // peers in one version vector
+	maxNestedLevel = 4
+)
+
+// Codec encodes and decodes entries. It holds the configured CBOR modes;
+// building them once is both faster and keeps options in one place.
+type Codec struct {
+	enc cbor.EncMode
+	dec cbor.DecMode
+}
+
+// NewCodec returns the canonical codec.
+func NewCodec() *Codec {
+	enc, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err) // static options: cannot fail
+	}
+	dec, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		MaxNestedLevels:   maxNestedLevel,
+		MaxArrayElements:  MaxVersionLen,
+		MaxMapPairs:       MaxVersionLen,
+		IndefLength:       cbor.IndefLengthForbidden,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return &Codec{enc: enc, dec: dec}
+}
+
+// Encode returns the canonical encoding of e.
+func (c *Codec) Encode(e *realize.Entry) ([]byte, error) {
+	w := wireEntry{
+		Seq: e.Seq, Time: e.Time, Arena: string(e.Arena),
+		Peer: e.Peer[:], Origin: e.Origin[:], Op: uint8(e.Op),
+		Path: string(e.Path), From: string(e.From),
+		Kind: uint8(e.Meta.Kind), Size: e.Meta.Size, MTime: e.Meta.MTime,
+		Exec: e.Meta.Exec, Target: e.Meta.Target, Prev: e.Prev[:],
+	}
+	if !e.Meta.Blob.IsZero() {
+		w.Blob = e.Meta.Blob[:]
+	}
+	for p, n := range e.Version {
+		w.Version = append(w.Version, wireVersion{Peer: p[:], N: n})
+	}
+	sort.Slice(w.Version, func(i, j int) bool { return bytes.Compare(w.Version[i].Peer, w.Version[j].Peer) < 0 })
+	return c.enc.Marshal(&w)
+}
+
+// Decode parses and validates one encoded entry. Everything that came from
+// disk or from the network goes through here, so the checks that keep
+// paths inside the arena live here too.
+func (c *Codec) Decode(b []byte) (*realize.Entry, error) {
+	if len(b) > MaxEntrySize {
+		return nil, corrupt(fmt.Errorf("entry of %d bytes exceeds %d", len(b), MaxEntrySize))
+	}
+	var w wireEntry
+	if err := c.dec.Unmarshal(b, &w); err != nil {
+		return nil, corrupt(err)
+	}
+	e := &realize.Entry{
+		Seq: w.Seq, Time: w.Time, Op: realize.Op(w.Op),
+		Meta: realize.Meta{Kind: realize.Kind(w.Kind), Size: w.Size, MTime: w.MTime, Exec: w.Exec, Target: w.Target},
+	}
+	var err error
+	if e.Arena, err = realize.ParseArenaName(w.Arena); err != nil {
+		return nil, corrupt(err)
+	}
+	if e.Path, err = realize.ParsePath(w.Path); err != nil {
+		return nil, corrupt(err)
+	}
+	if e.From, err = realize.ParsePath(w.From); err != nil {
+		return nil, corrupt(err)
+	}
+	if err := copyFixed(e.Peer[:], w.Peer, "peer"); err != nil {
+		return nil, err
+	}
+	if err := copyFixed(e.Origin[:], w.Origin, "origin"); err != nil {
+		return nil, err
+	}
+	if err := copyFixed(e.Prev[:], w.Prev, "prev"); err != nil {
+		return nil, err
+	}
+	if w.Blob != nil {
+		if err := copyFixed(e.Meta.Blob[:], w.Blob, "blob"); err != nil {
+			return nil, err
+		}
+	}
+	if len(w.Version) > 0 {
+		e.Version = make(realize.VersionVector, len(w.Version))
+		for i, v := range w.Version {
+			var p realize.PeerID
+			if err := copyFixed(p[:], v.Peer, "version peer"); err != nil {
+				return nil, err
+			}
+			if i > 0 && bytes.Compare(w.Version[i-1].Peer, v.Peer) >= 0 {
+				return nil, corrupt(errors.New("version vector not sorted"))
+			}
+			e.Version[p] = v.N
+		}
+	}
+	if err := validate(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// validate checks what an entry's fields must agree on.
+func validate(e *realize.Entry) error {
+	if e.Seq == 0 {
+		return corrupt(errors.New("sequence 0"))
+	}
+	if _, ok := opNamesValid[e.Op]; !ok {
+		return corrupt(fmt.Errorf("unknown op %d", e.Op))
+	}
+	if e.Path.IsRoot() {
+		return corrupt(errors.New("entry for the arena root"))
+	}
+	if (e.Op == realize.OpRename) != (e.From != "") {
+		return corrupt(errors.New("rename without source, or source without rename"))
+	}
+	if e.Meta.Size < 0 || e.Meta.Kind > realize.KindSymlink {
+		return corrupt(errors.New("bad metadata"))
+	}
+	return nil
+}
+
+var opNamesValid = map[realize.Op]struct{}{
+	realize.OpAdd: {}, realize.OpReplace: {}, realize.OpRemove: {}, realize.OpRename: {},
+	realize.OpMkdir: {}, realize.OpRmdir: {}, realize.OpSymlink: {}, realize.OpResolve: {},
+}
+
+func copyFixed(dst, src []byte, what string) error {
+	if len(src) != len(dst) {
+		return corrupt(fmt.Errorf("%s: want %d bytes, got %d", what, len(dst), len(src)))
+	}
+	copy(dst, src)
+	return nil
+}
+
+func corrupt(err error) error {
+	return &realize.Error{Op: "decode history entry", Kind: realize.Corrupt, Err: err}
+}
+
+// HashOf returns the hash that names an encoded entry in the chain.
+func HashOf(encoded []byte) realize.Hash {
+	return realize.Hash(blake3.Sum256(encoded))
+}

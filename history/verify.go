@@ -1,0 +1,121 @@
+package history
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/internal/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Verification is the outcome of checking one log.
+type Verification struct {
+	LogID
+	Entries int    // entries checked
+	First   uint64 // first retained sequence number
+	Head    uint64 // signed head sequence number
+	Err     error  // nil when the log is intact
+}
+
+// Verify checks one log: every retained entry decodes and validates,
+// sequence numbers are contiguous from the anchor, each entry's Prev is the
+// hash of the one before it, the last entry is the one the head names, and
+// the head's signature is the recording peer's.
+func (l *Log) Verify(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, verify Verifier) Verification {
+	v := Verification{LogID: LogID{Arena: arena, Peer: peer}}
+	b, err := logBucket(tx, arena, peer, false)
+	if err != nil || b == nil {
+		v.Err = err
+		return v
+	}
+	head, err := l.readHead(b, arena, peer)
+	if err != nil {
+		v.Err = err
+		return v
+	}
+	v.Head = head.Seq
+	seq, prev, err := l.anchor(b)
+	if err != nil {
+		v.Err = err
+		return v
+	}
+	v.First = seq + 1
+	err = l.Scan(tx, arena, peer, 0, func(e *realize.Entry, h realize.Hash) error {
+		seq++
+		switch {
+		case e.Seq != seq:
+			return fmt.Errorf("entry %d found where %d was expected", e.Seq, seq)
+		case e.Prev != prev:
+			return fmt.Errorf("entry %d does not chain to entry %d", e.Seq, e.Seq-1)
+		case e.Arena != arena || e.Peer != peer:
+			return fmt.Errorf("entry %d belongs to another log", e.Seq)
+		}
+		prev = h
+		v.Entries++
+		return nil
+	})
+	if err == nil {
+		err = l.checkHead(head, seq, prev, verify)
+	}
+	if err != nil {
+		v.Err = &realize.Error{Op: "verify history", Kind: realize.Corrupt, Arena: arena, Peer: peer, Err: err}
+	}
+	return v
+}
+
+func (l *Log) checkHead(head Head, seq uint64, last realize.Hash, verify Verifier) error {
+	if head.Seq != seq || head.Hash != last {
+		return fmt.Errorf("signed head names entry %d, log ends at %d", head.Seq, seq)
+	}
+	if head.Seq == 0 {
+		return nil
+	}
+	msg, err := l.signedBytes(head)
+	if err != nil {
+		return err
+	}
+	if !verify(head.Peer, msg, head.Sig) {
+		return errors.New("head signature does not verify with the peer's key")
+	}
+	return nil
+}
+
+// DropBefore removes the entries of a log with Seq < seq (audit retention,
+// and later trimming), remembering the last removed entry's hash as the
+// anchor so the remaining chain still verifies. The head is never removed.
+func (l *Log) DropBefore(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, seq uint64) (int, error) {
+	b, err := logBucket(tx, arena, peer, false)
+	if err != nil || b == nil {
+		return 0, err
+	}
+	head, err := l.readHead(b, arena, peer)
+	if err != nil {
+		return 0, err
+	}
+	if seq > head.Seq {
+		seq = head.Seq // keep at least the head entry
+	}
+	eb := b.Bucket(bucketEntries)
+	c := eb.Cursor()
+	var last []byte
+	var lastSeq uint64
+	n := 0
+	for k, v := c.First(); k != nil && store.Uint(k) < seq; k, v = c.First() {
+		lastSeq, last = store.Uint(k), append(last[:0], v...)
+		if err := c.Delete(); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	h := HashOf(last)
+	enc, err := cbor.Marshal(wireAnchor{Seq: lastSeq, Hash: h[:]})
+	if err != nil {
+		return n, err
+	}
+	return n, b.Put(keyAnchor, enc)
+}

@@ -1,0 +1,116 @@
+// Package control is the local control channel between the CLI and a running
+// daemon: JSON over HTTP on a Unix socket that only the owner can reach
+// (socket 0600 in a 0700 directory). This file is the contract: the request
+// and report types, and the Backend the daemon implements. The same Backend
+// can be built directly on a read-only database, so read-only commands
+// (`realize log`) also work while the daemon is down.
+package control
+
+import (
+	"context"
+	"time"
+
+	"github.com/realizefs/realize"
+)
+
+// APIVersion is sent by the client and checked by the server so a CLI and a
+// daemon of different versions fail with a clear message, not a decode error.
+const APIVersion = 1
+
+// Backend is what the daemon offers to the CLI.
+type Backend interface {
+	// Status reports on the daemon, its arenas and its work.
+	Status(ctx context.Context) (*StatusReport, error)
+	// Log calls emit for each history entry matching q, oldest first.
+	Log(ctx context.Context, q LogQuery, emit func(*LogRecord) error) error
+	// Verify checks the hash chains and signed heads of the logs matching q.
+	Verify(ctx context.Context, q LogQuery) (*VerifyReport, error)
+}
+
+// LogQuery selects history entries. Zero values select everything.
+type LogQuery struct {
+	Arena realize.ArenaName `json:"arena,omitempty"`
+	Peer  string            `json:"peer,omitempty"` // peer name, hex id or id prefix; empty = all logs
+	Since time.Time         `json:"since,omitzero"`
+	Limit int               `json:"limit,omitempty"` // newest Limit entries; 0 = all
+}
+
+// LogRecord is one history entry as the CLI shows it. With --json it is
+// printed as is, one object per line: scripts rely on these field names.
+type LogRecord struct {
+	Seq       uint64            `json:"seq"`
+	Time      time.Time         `json:"time"`
+	Peer      realize.PeerID    `json:"peer"` // whose log
+	PeerName  string            `json:"peer_name,omitempty"`
+	Origin    realize.PeerID    `json:"origin"` // who made the change
+	Arena     realize.ArenaName `json:"arena"`
+	Op        string            `json:"op"`
+	Path      realize.Path      `json:"path"`
+	From      realize.Path      `json:"from,omitempty"` // rename source
+	Kind      string            `json:"kind"`
+	Hash      *realize.Hash     `json:"hash,omitempty"` // files: BLAKE3 of content
+	Size      *int64            `json:"size,omitempty"` // files: bytes
+	MTime     time.Time         `json:"mtime,omitzero"`
+	Exec      bool              `json:"exec,omitempty"`
+	Target    string            `json:"target,omitempty"`  // symlinks
+	Version   map[string]uint64 `json:"version,omitempty"` // peer hex -> counter
+	EntryHash realize.Hash      `json:"entry_hash"`
+}
+
+// VerifyReport is the result of checking one or more logs.
+type VerifyReport struct {
+	Logs []LogVerification `json:"logs"`
+	OK   bool              `json:"ok"`
+}
+
+// LogVerification is the result for one (arena, peer) log.
+type LogVerification struct {
+	Arena   realize.ArenaName `json:"arena"`
+	Peer    realize.PeerID    `json:"peer"`
+	Entries int               `json:"entries"`
+	First   uint64            `json:"first_seq"`
+	Head    uint64            `json:"head_seq"`
+	OK      bool              `json:"ok"`
+	Problem string            `json:"problem,omitempty"`
+}
+
+// StatusReport is `realize status` without a path.
+type StatusReport struct {
+	Daemon DaemonStatus  `json:"daemon"`
+	Arenas []ArenaStatus `json:"arenas"`
+}
+
+// DaemonStatus describes the running process.
+type DaemonStatus struct {
+	Running bool           `json:"running"`
+	PID     int            `json:"pid,omitempty"`
+	Peer    realize.PeerID `json:"peer"`
+	Name    string         `json:"name,omitempty"`
+	Version string         `json:"version,omitempty"`
+	Started time.Time      `json:"started,omitzero"`
+	DataDir string         `json:"data_dir"`
+}
+
+// ArenaStatus describes one arena on this peer.
+type ArenaStatus struct {
+	Name         realize.ArenaName `json:"name"`
+	Dir          string            `json:"dir"`
+	Files        int64             `json:"files"`
+	Dirs         int64             `json:"dirs"`
+	Symlinks     int64             `json:"symlinks"`
+	Bytes        int64             `json:"bytes"`
+	PendingHash  int64             `json:"pending_hash"`  // files waiting to be hashed
+	PendingBytes int64             `json:"pending_bytes"` // their bytes
+	Scanning     bool              `json:"scanning"`
+	LastScan     time.Time         `json:"last_scan,omitzero"`
+	HistorySeq   uint64            `json:"history_seq"`       // head of this peer's log
+	Watching     bool              `json:"watching"`          // fsnotify active (else rescans only)
+	Skipped      []SkippedPath     `json:"skipped,omitempty"` // paths that could not be indexed
+	Error        string            `json:"error,omitempty"`   // why the arena is not being indexed
+}
+
+// SkippedPath is a path the indexer could not record, and why.
+type SkippedPath struct {
+	Path   string `json:"path"` // OS-relative, may not be valid UTF-8 (then shown quoted)
+	Reason string `json:"reason"`
+}

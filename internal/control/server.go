@@ -1,0 +1,161 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/realizefs/realize"
+)
+
+// maxRequestBody bounds what a client may send; requests are small queries.
+const maxRequestBody = 1 << 20
+
+// Server serves a Backend on a control socket.
+type Server struct {
+	backend Backend
+	logger  *slog.Logger
+	http    *http.Server
+}
+
+// NewServer returns a server for b. It logs failed requests to logger.
+func NewServer(b Backend, logger *slog.Logger) *Server {
+	s := &Server{backend: b, logger: logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+pathStatus, s.status)
+	mux.HandleFunc("POST "+pathLog, s.log)
+	mux.HandleFunc("POST "+pathVerify, s.verify)
+	s.http = &http.Server{
+		Handler:           s.checkVersion(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Serve serves connections from ln until Shutdown. It returns nil after a
+// shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets running requests finish until ctx is done,
+// then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+	}
+	return err
+}
+
+func (s *Server) checkVersion(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(versionHeader, strconv.Itoa(APIVersion))
+		if got := r.Header.Get(versionHeader); got != strconv.Itoa(APIVersion) {
+			s.fail(w, r, &realize.Error{Op: "control request", Kind: realize.Unsupported,
+				Err: fmt.Errorf("the CLI speaks control API version %q but this daemon speaks %d: run the same version of realize for both (restart the daemon after an upgrade)", got, APIVersion)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.logger.Debug("control request failed", "path", r.URL.Path, "err", err)
+	w.Header().Set("Content-Type", "application/json")
+	we := toWire(err)
+	w.WriteHeader(httpStatus(we.Kind))
+	json.NewEncoder(w).Encode(errorBody{Error: we})
+}
+
+func (s *Server) reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.backend.Status(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, rep)
+}
+
+func readQuery(r *http.Request) (LogQuery, error) {
+	var q LogQuery
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&q); err != nil && !errors.Is(err, io.EOF) {
+		return q, &realize.Error{Op: "read query", Kind: realize.Invalid, Err: err}
+	}
+	return q, nil
+}
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
+	q, err := readQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rep, err := s.backend.Verify(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, rep)
+}
+
+// log streams records as NDJSON. Headers go out with the first record, so
+// an error before it is an ordinary error response; an error after it
+// travels in the trailer.
+func (s *Server) log(w http.ResponseWriter, r *http.Request) {
+	q, err := readQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	started := false
+	start := func() {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Header().Set("Trailer", errorTrailer)
+		w.WriteHeader(http.StatusOK)
+		started = true
+	}
+	err = s.backend.Log(r.Context(), q, func(rec *LogRecord) error {
+		if !started {
+			start()
+		}
+		return enc.Encode(rec)
+	})
+	if err != nil && !started {
+		s.fail(w, r, err)
+		return
+	}
+	if !started {
+		start()
+	}
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		s.logger.Debug("control log stream failed", "err", err)
+		b, _ := json.Marshal(toWire(err))
+		w.Header().Set(errorTrailer, string(b))
+	}
+}

@@ -1,0 +1,411 @@
+package real
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/history"
+	"github.com/realizefs/realize/internal/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// ArenaOptions configure the indexer of one real directory.
+type ArenaOptions struct {
+	Name     realize.ArenaName
+	Root     string // absolute path of the real directory
+	DB       *store.DB
+	Log      *history.Log
+	Self     realize.PeerID
+	Hasher   *Hasher       // shared by all arenas; nil = a new one
+	Workers  int           // parallel hashes; 0 = number of CPUs
+	Rescan   time.Duration // periodic full rescan; 0 = 5 minutes
+	Debounce time.Duration // watcher quiet period; 0 = 200 ms
+	Exclude  []string      // absolute directories never indexed (the data directory)
+	Logger   *slog.Logger
+	Clock    realize.Clock
+}
+
+// Arena keeps the index of one real directory up to date.
+type Arena struct {
+	name     realize.ArenaName
+	root     string
+	db       *store.DB
+	log      *history.Log
+	self     realize.PeerID
+	hasher   *Hasher
+	workers  int
+	rescan   time.Duration
+	debounce time.Duration
+	logger   *slog.Logger
+	clock    realize.Clock
+
+	exclude     []string      // cleaned absolute paths
+	excludeInfo []os.FileInfo // same, for os.SameFile (symlinked or bind-mounted data dirs)
+
+	scanMu sync.Mutex // one scan at a time: a plan is computed against a stable index
+
+	ignore *Ignorer // safe for concurrent use
+
+	status arenaStatus
+}
+
+// NewArena checks the directory and prepares its indexer.
+func NewArena(opt ArenaOptions) (*Arena, error) {
+	info, err := os.Stat(opt.Root)
+	if err != nil || !info.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return nil, &realize.Error{Op: "open arena", Kind: realize.NotExist, Arena: opt.Name, Path: opt.Root, Err: err}
+	}
+	a := &Arena{
+		name: opt.Name, root: filepath.Clean(opt.Root), db: opt.DB, log: opt.Log, self: opt.Self,
+		hasher: opt.Hasher, workers: opt.Workers, rescan: opt.Rescan, debounce: opt.Debounce,
+		logger: opt.Logger, clock: opt.Clock,
+	}
+	if a.hasher == nil {
+		a.hasher = NewHasher()
+	}
+	if a.workers <= 0 {
+		a.workers = runtime.NumCPU()
+	}
+	if a.rescan <= 0 {
+		a.rescan = 5 * time.Minute
+	}
+	if a.debounce <= 0 {
+		a.debounce = 200 * time.Millisecond
+	}
+	if a.logger == nil {
+		a.logger = slog.New(slog.DiscardHandler)
+	}
+	a.logger = a.logger.With("arena", string(a.name))
+	if a.clock == nil {
+		a.clock = realize.SystemClock{}
+	}
+	for _, d := range opt.Exclude {
+		d = filepath.Clean(d)
+		a.exclude = append(a.exclude, d)
+		if fi, err := os.Stat(d); err == nil {
+			a.excludeInfo = append(a.excludeInfo, fi)
+		}
+	}
+	if a.ignore, err = NewIgnorer(a.root, a.logger); err != nil {
+		a.logger.Warn("ignore file unreadable", "err", err)
+		a.ignore, _ = NewIgnorer(os.DevNull, a.logger)
+	}
+	return a, nil
+}
+
+// Name returns the arena's name.
+func (a *Arena) Name() realize.ArenaName { return a.name }
+
+// Root returns the real directory.
+func (a *Arena) Root() string { return a.root }
+
+func (a *Arena) abs(p realize.Path) string {
+	if p.IsRoot() {
+		return a.root
+	}
+	return filepath.Join(a.root, filepath.FromSlash(string(p)))
+}
+
+func (a *Arena) ignored(p realize.Path, isDir bool) bool { return a.ignore.Ignored(p, isDir) }
+
+// isOwnData tells whether a directory is the daemon's own data (or inside
+// it): indexing it would record the database recording itself.
+func (a *Arena) isOwnData(info os.FileInfo) bool {
+	for _, x := range a.excludeInfo {
+		if os.SameFile(info, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Arena) isOwnDataPath(p realize.Path) bool {
+	abs := a.abs(p)
+	for _, x := range a.exclude {
+		if abs == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Run indexes the arena until ctx ends: a full scan, then watcher batches,
+// periodic rescans (the safety net for missed events and the only source of
+// changes where watching is unavailable) and retries of busy files.
+func (a *Arena) Run(ctx context.Context) error {
+	w, err := Watch(ctx, a.root, WatchOptions{
+		Debounce: a.debounce,
+		Skip:     func(p realize.Path, isDir bool) bool { return a.ignored(p, isDir) || isDir && a.isOwnDataPath(p) },
+		Logger:   a.logger,
+	})
+	var batches <-chan Batch
+	if err != nil {
+		a.logger.Warn("watching unavailable, relying on periodic rescans", "err", err, "rescan", a.rescan)
+	} else {
+		defer w.Close()
+		batches = w.Batches()
+		a.status.watcher.Store(w)
+	}
+	a.logScanErr(a.ScanAll(ctx))
+	rescan := time.NewTicker(a.rescan)
+	defer rescan.Stop()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case b, ok := <-batches:
+			if !ok {
+				batches = nil
+				continue
+			}
+			a.logScanErr(a.handleBatch(ctx, b))
+		case <-rescan.C:
+			a.logScanErr(a.ScanAll(ctx))
+		case <-retry.C:
+			if files := a.status.takeRetries(); len(files) > 0 {
+				a.logScanErr(a.ScanPaths(ctx, nil, files))
+			}
+		}
+	}
+}
+
+func (a *Arena) logScanErr(err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		a.logger.Error("scan failed", "err", err)
+	}
+}
+
+func (a *Arena) handleBatch(ctx context.Context, b Batch) error {
+	if b.Overflow {
+		return a.ScanAll(ctx)
+	}
+	for _, f := range b.Files {
+		if f.Base() == IgnoreFile {
+			return a.reloadIgnore(ctx, f.Dir())
+		}
+	}
+	return a.ScanPaths(ctx, b.Dirs, b.Files)
+}
+
+// reloadIgnore follows an edited ignore file. The full scan that follows
+// records paths it no longer ignores; paths it now ignores keep their last
+// recorded state (ignoring is not deleting).
+func (a *Arena) reloadIgnore(ctx context.Context, dir realize.Path) error {
+	if err := a.ignore.Reload(dir); err != nil {
+		a.logger.Warn("ignore file unreadable", "dir", string(dir), "err", err)
+	}
+	return a.ScanAll(ctx)
+}
+
+// ScanAll compares the whole real directory with the index and records
+// every difference.
+func (a *Arena) ScanAll(ctx context.Context) error {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	a.status.scanning.Store(true)
+	defer a.status.scanning.Store(false)
+	a.status.resetSkipped()
+	// Ignore files are cheap to re-read, and an edit the watcher missed
+	// must not keep old rules alive until the daemon restarts.
+	if err := a.ignore.Reload(""); err != nil {
+		a.logger.Warn("ignore file unreadable", "err", err)
+	}
+	start := a.clock.Now()
+	p := &plan{}
+	if err := a.diffDir(ctx, "", true, p); err != nil {
+		return err
+	}
+	if err := a.guardEmptyRoot(p); err != nil {
+		return err
+	}
+	err := a.record(ctx, p)
+	if err == nil {
+		a.status.lastScan.Store(a.clock.Now().UnixNano())
+		a.logger.Debug("scan done", "took", a.clock.Now().Sub(start), "hashed", len(p.hash))
+	}
+	return err
+}
+
+// guardEmptyRoot refuses to record the deletion of everything when the real
+// directory turns up empty: that is far more often an unmounted disk or a
+// missing network share than a person's intent. Small arenas are exempt: a
+// person emptying a directory of a few files is common, and the general
+// guard against mass deletion (held for approval) is a later layer.
+func (a *Arena) guardEmptyRoot(p *plan) error {
+	const minGuarded = 10
+	if len(p.removed)+len(p.rmdirs) < minGuarded {
+		return nil
+	}
+	ents, err := os.ReadDir(a.root)
+	if err != nil || len(ents) > 0 {
+		return err
+	}
+	return &realize.Error{Op: "scan", Kind: realize.Invalid, Arena: a.name, Path: a.root,
+		Err: fmt.Errorf("the arena directory is empty but %d entries are indexed; not recording their deletion (unmounted disk?)", len(p.removed)+len(p.rmdirs))}
+}
+
+// ScanPaths compares some directories (not their known subdirectories) and
+// some files with the index and records the differences.
+func (a *Arena) ScanPaths(ctx context.Context, dirs, files []realize.Path) error {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	p := &plan{}
+	for _, d := range dirs {
+		if d.IsRoot() || !a.ignored(d, true) {
+			if err := a.diffDir(ctx, d, false, p); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range files {
+		if err := a.checkFile(f, p); err != nil {
+			return err
+		}
+	}
+	return a.record(ctx, p)
+}
+
+// Counts returns the arena's totals from the index.
+func (a *Arena) Counts() (Counts, error) {
+	var c Counts
+	err := a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err == nil {
+			c = ix.Counts()
+		}
+		return err
+	})
+	return c, err
+}
+
+// Status is the indexer's state, for `realize status`.
+type Status struct {
+	Counts
+	PendingHash  int64
+	PendingBytes int64
+	Scanning     bool
+	Watching     bool
+	LastScan     time.Time
+	Skipped      []Skipped
+}
+
+// Skipped is a path that could not be indexed.
+type Skipped struct {
+	Path   string
+	Reason string
+}
+
+// Status reports the indexer's state.
+func (a *Arena) Status() (Status, error) {
+	c, err := a.Counts()
+	s := a.status.snapshot()
+	s.Counts = c
+	return s, err
+}
+
+func (a *Arena) skip(p realize.Path, err error) { a.skipRaw(string(p), err) }
+
+func (a *Arena) skipRaw(p string, err error) {
+	if a.status.addSkipped(p, err.Error()) {
+		a.logger.Warn("path not indexed", "path", p, "err", err)
+	}
+}
+
+func (a *Arena) retryLater(p realize.Path) { a.status.addRetry(p) }
+
+// arenaStatus is the live, lock-protected part of Status.
+type arenaStatus struct {
+	pendingHash  atomic.Int64
+	pendingBytes atomic.Int64
+	scanning     atomic.Bool
+	lastScan     atomic.Int64
+	watcher      atomic.Pointer[Watcher]
+
+	mu      sync.Mutex
+	skipped map[string]string
+	before  map[string]string // skipped in the previous full scan: not logged again
+	retries map[realize.Path]bool
+}
+
+const maxSkipped = 1000
+
+func (s *arenaStatus) addPending(n, bytes int64) { s.pendingHash.Add(n); s.pendingBytes.Add(bytes) }
+func (s *arenaStatus) donePending(bytes int64)   { s.pendingHash.Add(-1); s.pendingBytes.Add(-bytes) }
+func (s *arenaStatus) clearPending()             { s.pendingHash.Store(0); s.pendingBytes.Store(0) }
+
+// addSkipped remembers a skipped path; it reports whether it is new, so
+// each problem is logged once, not at every rescan.
+func (s *arenaStatus) addSkipped(p, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.skipped == nil {
+		s.skipped = map[string]string{}
+	}
+	if old, ok := s.skipped[p]; ok && old == reason || len(s.skipped) >= maxSkipped {
+		return false
+	}
+	s.skipped[p] = reason
+	return s.before[p] != reason
+}
+
+func (s *arenaStatus) resetSkipped() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.before, s.skipped = s.skipped, nil
+}
+
+func (s *arenaStatus) addRetry(p realize.Path) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retries == nil {
+		s.retries = map[realize.Path]bool{}
+	}
+	s.retries[p] = true
+}
+
+func (s *arenaStatus) takeRetries() []realize.Path {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]realize.Path, 0, len(s.retries))
+	for p := range s.retries {
+		out = append(out, p)
+	}
+	s.retries = nil
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (s *arenaStatus) snapshot() Status {
+	st := Status{
+		PendingHash: s.pendingHash.Load(), PendingBytes: s.pendingBytes.Load(),
+		Scanning: s.scanning.Load(),
+	}
+	if w := s.watcher.Load(); w != nil {
+		st.Watching = w.Watching()
+	}
+	if t := s.lastScan.Load(); t != 0 {
+		st.LastScan = time.Unix(0, t)
+	}
+	s.mu.Lock()
+	for p, r := range s.skipped {
+		st.Skipped = append(st.Skipped, Skipped{Path: p, Reason: r})
+	}
+	s.mu.Unlock()
+	sort.Slice(st.Skipped, func(i, j int) bool { return st.Skipped[i].Path < st.Skipped[j].Path })
+	return st
+}

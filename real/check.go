@@ -1,0 +1,91 @@
+package real
+
+import (
+	"fmt"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/history"
+	"github.com/realizefs/realize/internal/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// CheckAgainstHistory replays a peer's own history of an arena from its
+// first entry and compares the outcome with the index. It fails when:
+//
+//   - a live index record is not what the last entry for its path says
+//     (something indexed but not recorded, or recorded but not indexed);
+//   - a path whose last entry is a removal is still live in the index;
+//   - the same state was recorded twice in a row for a path;
+//   - a live file's blob record is missing or its blocks do not add up.
+//
+// Tests use it after crashes; it is also cheap enough for a support tool.
+func CheckAgainstHistory(db *store.DB, arena realize.ArenaName, log *history.Log, self realize.PeerID) error {
+	return db.View(func(tx *bolt.Tx) error {
+		want, err := replay(tx, arena, log, self)
+		if err != nil {
+			return err
+		}
+		ix, err := OpenIndex(tx, arena)
+		if err != nil {
+			return err
+		}
+		return ix.Walk("", func(p realize.Path, r *Record) error {
+			m, ok := want[p]
+			delete(want, p)
+			switch {
+			case !ok && live(r):
+				return fmt.Errorf("%s: in the index but never recorded", p)
+			case !ok || m == nil && !live(r):
+				return nil
+			case m == nil:
+				return fmt.Errorf("%s: removed in history but live in the index", p)
+			case !live(r):
+				return fmt.Errorf("%s: live in history but a tombstone in the index", p)
+			case *m != r.Meta:
+				return fmt.Errorf("%s: index has %+v, history says %+v", p, r.Meta, *m)
+			}
+			return checkBlob(ix, p, r)
+		})
+	})
+}
+
+// replay returns the state each path reached in the log: its Meta, or nil
+// when the last entry removed it.
+func replay(tx *bolt.Tx, arena realize.ArenaName, log *history.Log, self realize.PeerID) (map[realize.Path]*realize.Meta, error) {
+	want := map[realize.Path]*realize.Meta{}
+	err := log.Scan(tx, arena, self, 0, func(e *realize.Entry, _ realize.Hash) error {
+		switch e.Op {
+		case realize.OpRemove, realize.OpRmdir:
+			want[e.Path] = nil
+			return nil
+		case realize.OpRename:
+			want[e.From] = nil
+		}
+		if prev := want[e.Path]; prev != nil && *prev == e.Meta && e.Op != realize.OpRename {
+			return fmt.Errorf("%s: the same state recorded twice (entry %d)", e.Path, e.Seq)
+		}
+		m := e.Meta
+		want[e.Path] = &m
+		return nil
+	})
+	return want, err
+}
+
+func checkBlob(ix *Index, p realize.Path, r *Record) error {
+	if r.Meta.Kind != realize.KindFile {
+		return nil
+	}
+	size, refs, blocks, err := ix.Blob(r.Meta.Blob)
+	if err != nil {
+		return err
+	}
+	var sum int64
+	for _, b := range blocks {
+		sum += int64(b.Size)
+	}
+	if refs == 0 || size != r.Meta.Size || sum != size {
+		return fmt.Errorf("%s: blob %s record: size %d, refs %d, blocks add to %d; file size %d",
+			p, r.Meta.Blob.Short(), size, refs, sum, r.Meta.Size)
+	}
+	return nil
+}
