@@ -18,8 +18,8 @@ import (
 
 type signer struct{ priv ed25519.PrivateKey }
 
-func (s signer) ID() (p realize.PeerID)            { copy(p[:], s.priv.Public().(ed25519.PublicKey)); return p }
-func (s signer) Sign(m []byte) ([]byte, error)     { return ed25519.Sign(s.priv, m), nil }
+func (s signer) ID() (p realize.PeerID)           { copy(p[:], s.priv.Public().(ed25519.PublicKey)); return p }
+func (s signer) Sign(m []byte) ([]byte, error)    { return ed25519.Sign(s.priv, m), nil }
 func verify(p realize.PeerID, m, sig []byte) bool { return ed25519.Verify(p[:], m, sig) }
 
 // fixture is one arena over a temporary directory, with its own database.

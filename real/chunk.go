@@ -22,6 +22,14 @@ const (
 	BlockMin       = 64 << 10  // no block but the last is smaller
 	BlockAvg       = 256 << 10 // the chunker's target size
 	BlockMax       = 1 << 20   // no block is larger
+
+	// OneBlockMax is the largest content that is not chunked at all: it
+	// is one block whose hash is the blob hash. Most files are smaller than
+	// this, and cutting them into a few blocks would cost a second BLAKE3
+	// pass over every byte (indexing ran at ~0.4x of b3sum with it, ~0.9x
+	// without, see docs/decisions/0004-chunking.md) for little gain: a
+	// changed file of at most 1 MiB is cheap to send whole.
+	OneBlockMax = BlockMax
 )
 
 // chunkBufSize is the chunker's scan buffer. The library needs ≥ BlockMax;
@@ -36,7 +44,7 @@ const chunkBufSize = 2 * BlockMax
 // blocks) running at once cut the time by about a quarter. When every CPU
 // is already hashing another file the hand-off only costs (copying and
 // waking a goroutine: 15-20% less total throughput, measured), so it is used
-// only while at most half the CPUs are busy hashing; see Hasher.HashFile.
+// only while at most half the CPUs are busy hashing; see Hasher.hashOpen.
 const pipelineMin = 8 << 20
 
 // segmentSize is the unit handed to the blob goroutine. It is large so that
@@ -56,7 +64,7 @@ type hashWorker struct {
 	chunker *chunkers.Chunker
 	blob    *blake3.Hasher
 	block   *blake3.Hasher
-	small   []byte // BlockMin+1: tells one-block content from the rest
+	small   []byte // OneBlockMax+1: tells one-block content from the rest
 	src     ctxReader
 	pre     prefixReader
 	tee     blobTee // only for content of at least pipelineMin bytes
@@ -71,33 +79,37 @@ func newHashWorker() (*hashWorker, error) {
 		chunker: c,
 		blob:    blake3.New(),
 		block:   blake3.New(),
-		small:   make([]byte, BlockMin+1),
+		small:   make([]byte, OneBlockMax+1),
 	}, nil
 }
 
 // hash computes the blob hash and block map of everything r yields.
-// Content of at most BlockMin bytes is one block whose hash is the blob hash,
-// so it is hashed once; anything longer is read once and each chunk feeds
+// Content of at most OneBlockMax bytes is one block whose hash is the blob
+// hash, so it is hashed once; anything longer is read once and each chunk feeds
 // both the blob hasher and the block hasher. With pipeline set, the blob is
 // hashed on a second goroutine.
 func (w *hashWorker) hash(ctx context.Context, r io.Reader, sizeHint int64, pipeline bool) (Hashed, error) {
 	w.src = ctxReader{ctx: ctx, r: r}
-	defer func() { w.src = ctxReader{} }()
-	n, err := io.ReadFull(&w.src, w.small)
-	switch err {
-	case nil:
-	case io.EOF, io.ErrUnexpectedEOF:
-		return oneBlock(w.small[:n]), nil
-	default:
-		return Hashed{}, err
+	w.pre = prefixReader{r: &w.src}
+	defer func() { w.src, w.pre = ctxReader{}, prefixReader{} }()
+	// Content expected to span blocks skips the probe; should it be short
+	// after all, chunks turns the result into one block.
+	if sizeHint <= OneBlockMax {
+		n, err := io.ReadFull(&w.src, w.small)
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return oneBlock(w.small[:n]), nil
+		default:
+			return Hashed{}, err
+		}
+		w.pre.pre = w.small[:n] // handed to the chunker, not read again
 	}
-	w.pre = prefixReader{pre: w.small[:n], r: &w.src}
-	defer func() { w.pre = prefixReader{} }()
 	w.chunker.Reset(&w.pre)
 	return w.chunks(sizeHint, pipeline)
 }
 
-// oneBlock is the identity of content that fits in the smallest block.
+// oneBlock is the identity of content of at most OneBlockMax bytes.
 // Empty content has no blocks: there is nothing to fetch.
 func oneBlock(b []byte) Hashed {
 	sum := blake3.Sum256(b)
@@ -144,6 +156,13 @@ func (w *hashWorker) chunks(sizeHint int64, tee bool) (Hashed, error) {
 	w.blob.Sum(hs.Blob[:0])
 	hs.Size = size
 	hs.Blocks = blocks
+	if size <= OneBlockMax {
+		// Shorter than its size hint said: the one-block rule still holds.
+		hs.Blocks = blocks[:0]
+		if size > 0 {
+			hs.Blocks = append(hs.Blocks, realize.Block{Hash: hs.Blob, Size: uint32(size)})
+		}
+	}
 	return hs, nil
 }
 

@@ -70,8 +70,9 @@ func TestHashReaderBlocks(t *testing.T) {
 		{"one byte", 1, 1},
 		{"1023", 1023, 1},
 		{"min block", BlockMin, 1},
-		{"min block+1", BlockMin + 1, -1},
-		{"max block", BlockMax, -1},
+		{"min block+1", BlockMin + 1, 1},
+		{"max block", BlockMax, 1},
+		{"max block+1", BlockMax + 1, -1},
 		{"3MiB", 3 << 20, -1},
 		{"pipelined", pipelineMin + segmentSize + 17, -1},
 	}

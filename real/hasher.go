@@ -23,8 +23,9 @@ type Hashed struct {
 }
 
 // Hasher computes blob hashes and block maps. It is safe for concurrent use;
-// each call borrows a pooled worker (a 2 MiB chunker buffer and two BLAKE3
-// states), so memory follows the number of concurrent calls.
+// each call borrows a pooled worker (a 2 MiB chunker buffer, a 64 KiB probe
+// and two BLAKE3 states, plus 8 MiB once it pipelined a large file), so
+// memory follows the number of concurrent calls, not the number of files.
 type Hasher struct {
 	pool   sync.Pool
 	active atomic.Int32 // HashFile calls under way

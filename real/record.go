@@ -119,7 +119,8 @@ func (a *Arena) commit(ps []pending) error {
 }
 
 // commitIn does commit's work inside tx. Records without an entry (rename
-// sources) take their version from the entry before them.
+// sources) take their version from the entry before them, or keep their
+// own.
 func (a *Arena) commitIn(tx *bolt.Tx, ix *Index, ps []pending) error {
 	entries := make([]*realize.Entry, 0, len(ps))
 	for _, p := range ps {
@@ -259,10 +260,20 @@ func (a *Arena) hashOK(r hashResult) bool {
 	return false
 }
 
-// commitHashed records a batch of hashed files in one transaction.
+// racyWindow: a file modified this recently before it was hashed may be
+// rewritten again within the same timestamp tick without its stat changing
+// ("racily clean", as git calls it). Its recorded ctime is poisoned so the
+// next look at it — a watcher event or a rescan — hashes it again instead
+// of trusting the stat.
+const racyWindow = 3 * time.Second
+
+// commitHashed records a batch of hashed files in one transaction. A file
+// whose content and metadata turn out unchanged (a touch that kept mtime,
+// a racy recheck) only gets its stat refreshed: nothing is recorded twice.
 func (a *Arena) commitHashed(batch []hashResult) error {
 	// Workers finish in any order; the log should not depend on it.
 	sort.Slice(batch, func(i, j int) bool { return batch[i].job.path < batch[j].job.path })
+	now := a.clock.Now().UnixNano()
 	return a.db.Update(func(tx *bolt.Tx) error {
 		ix, err := OpenIndex(tx, a.name)
 		if err != nil {
@@ -277,14 +288,24 @@ func (a *Arena) commitHashed(batch []hashResult) error {
 			if err != nil {
 				return err
 			}
+			st := r.job.stat
+			if now-st.MTime < int64(racyWindow) {
+				st.CTime = -1
+			}
+			m := realize.Meta{Kind: realize.KindFile, Size: r.hashed.Size, MTime: st.MTime,
+				Exec: isExec(st.Mode), Blob: r.hashed.Blob}
+			rec := &Record{Meta: m, Stat: st}
+			if live(cur) && cur.Meta == m {
+				version := cur.Version
+				ps = append(ps, pending{path: r.job.path, rec: rec, fix: func(_ *realize.Entry, r *Record) { r.Version = version }})
+				continue
+			}
 			op := realize.OpAdd
 			if live(cur) {
 				op = realize.OpReplace
 			}
-			m := realize.Meta{Kind: realize.KindFile, Size: r.hashed.Size, MTime: r.job.stat.MTime,
-				Exec: isExec(r.job.stat.Mode), Blob: r.hashed.Blob}
 			ps = append(ps, pending{entry: &realize.Entry{Op: op, Path: r.job.path, Meta: m, Version: versionOf(cur)},
-				path: r.job.path, rec: &Record{Meta: m, Stat: r.job.stat}, fix: setVersion})
+				path: r.job.path, rec: rec, fix: setVersion})
 		}
 		return a.commitIn(tx, ix, ps)
 	})

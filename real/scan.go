@@ -315,8 +315,4 @@ func (p *plan) sort() {
 	sort.Slice(p.hash, func(i, j int) bool { return p.hash[i].path < p.hash[j].path })
 }
 
-func (p *plan) empty() bool {
-	return len(p.mkdirs)+len(p.links)+len(p.removed)+len(p.rmdirs)+len(p.hash)+len(p.renames) == 0
-}
-
 func isExec(m os.FileMode) bool { return m&0o111 != 0 }

@@ -1,0 +1,28 @@
+package bench
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestRunSmall runs every benchmark at a tiny size, so `make bench` cannot
+// rot unnoticed between the times someone runs it.
+func TestRunSmall(t *testing.T) {
+	var out bytes.Buffer
+	rows, err := Run(t.Context(), Options{Dir: t.TempDir(), Runs: 1, IndexFiles: 200, IndexBytes: 4 << 20, RescanFiles: 500, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 3 {
+		t.Fatalf("rows = %v", rows)
+	}
+	for _, r := range rows {
+		if r.Value <= 0 && !strings.Contains(r.Name, "heap") {
+			t.Errorf("%s: value %v", r.Name, r.Value)
+		}
+	}
+	if !strings.Contains(out.String(), "no-change rescan") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}

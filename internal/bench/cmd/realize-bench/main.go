@@ -1,0 +1,52 @@
+// Command realize-bench runs Realize's benchmarks and prints a table of
+// figures and ratios against baselines measured in the same run.
+// `make bench` runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+
+	"github.com/realizefs/realize/internal/bench"
+)
+
+func main() {
+	o := bench.Options{Out: os.Stdout}
+	flag.StringVar(&o.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed at the end)")
+	flag.IntVar(&o.Runs, "runs", 3, "runs per figure; the median is reported")
+	flag.IntVar(&o.IndexFiles, "index-files", 10000, "files in the indexing tree")
+	flag.Int64Var(&o.IndexBytes, "index-bytes", 1<<30, "bytes in the indexing tree")
+	flag.IntVar(&o.RescanFiles, "rescan-files", 100000, "files in the rescan / memory tree")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "realize-bench-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(d)
+		o.Dir = d
+	}
+	if _, err := bench.Run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
