@@ -20,7 +20,10 @@ func newSigner(seed byte) testSigner {
 	return testSigner{ed25519.NewKeyFromSeed(s)}
 }
 
-func (s testSigner) ID() (p realize.PeerID) { copy(p[:], s.priv.Public().(ed25519.PublicKey)); return p }
+func (s testSigner) ID() (p realize.PeerID) {
+	copy(p[:], s.priv.Public().(ed25519.PublicKey))
+	return p
+}
 func (s testSigner) Sign(m []byte) ([]byte, error) { return ed25519.Sign(s.priv, m), nil }
 
 func verifier(p realize.PeerID, msg, sig []byte) bool { return ed25519.Verify(p[:], msg, sig) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -321,7 +322,11 @@ func (a *Arena) Status() (Status, error) {
 func (a *Arena) skip(p realize.Path, err error) { a.skipRaw(string(p), err) }
 
 func (a *Arena) skipRaw(p string, err error) {
-	if a.status.addSkipped(p, err.Error()) {
+	reason := err.Error()
+	if errors.Is(err, fs.ErrPermission) {
+		reason = "permission denied" // the path says which; the OS error repeats it
+	}
+	if a.status.addSkipped(p, reason) {
 		a.logger.Warn("path not indexed", "path", p, "err", err)
 	}
 }
@@ -361,6 +366,12 @@ func (s *arenaStatus) addSkipped(p, reason string) bool {
 	}
 	s.skipped[p] = reason
 	return s.before[p] != reason
+}
+
+func (s *arenaStatus) unskip(p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.skipped, p)
 }
 
 func (s *arenaStatus) resetSkipped() {

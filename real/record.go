@@ -306,6 +306,7 @@ func (a *Arena) commitHashed(batch []hashResult) error {
 			}
 			ps = append(ps, pending{entry: &realize.Entry{Op: op, Path: r.job.path, Meta: m, Version: versionOf(cur)},
 				path: r.job.path, rec: rec, fix: setVersion})
+			a.status.unskip(string(r.job.path)) // readable again
 		}
 		return a.commitIn(tx, ix, ps)
 	})

@@ -40,6 +40,33 @@ type plan struct {
 	// retyped are paths that changed kind (file <-> dir): their removal
 	// must be recorded before their creation.
 	retyped map[realize.Path]bool
+	// visited and queued keep a path from being planned twice when a batch
+	// names both a directory and something inside it.
+	visited map[realize.Path]bool
+	queued  map[realize.Path]bool
+}
+
+// visit reports whether dir is diffed for the first time in this plan.
+func (p *plan) visit(dir realize.Path) bool {
+	if p.visited == nil {
+		p.visited = map[realize.Path]bool{}
+	}
+	if p.visited[dir] {
+		return false
+	}
+	p.visited[dir] = true
+	return true
+}
+
+// queue adds a file to hash unless it is queued already.
+func (p *plan) queue(j hashJob) {
+	if p.queued == nil {
+		p.queued = map[realize.Path]bool{}
+	}
+	if !p.queued[j.path] {
+		p.queued[j.path] = true
+		p.hash = append(p.hash, j)
+	}
 }
 
 type newDir struct {
@@ -82,6 +109,9 @@ func (a *Arena) diffDir(ctx context.Context, dir realize.Path, recursive bool, p
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if !p.visit(dir) {
+		return nil
+	}
 	ents, err := os.ReadDir(a.abs(dir))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -92,6 +122,7 @@ func (a *Arena) diffDir(ctx context.Context, dir realize.Path, recursive bool, p
 		a.skip(dir, err)
 		return nil
 	}
+	a.status.unskip(string(dir))
 	known, err := a.children(dir)
 	if err != nil {
 		return err
@@ -155,7 +186,7 @@ func (a *Arena) diffEntry(ctx context.Context, path realize.Path, e fs.DirEntry,
 		if err := a.retype(path, rec, realize.KindFile, p); err != nil {
 			return err
 		}
-		p.hash = append(p.hash, hashJob{path: path, stat: st, old: rec})
+		p.queue(hashJob{path: path, stat: st, old: rec})
 	case mode&fs.ModeSymlink != 0:
 		target, err := os.Readlink(a.abs(path))
 		if err != nil {
@@ -260,7 +291,7 @@ func (a *Arena) checkFile(path realize.Path, p *plan) error {
 	if live(rec) && rec.Stat.SameContent(st) && rec.Meta.Exec == isExec(st.Mode) {
 		return nil
 	}
-	p.hash = append(p.hash, hashJob{path: path, stat: st, old: rec})
+	p.queue(hashJob{path: path, stat: st, old: rec})
 	return nil
 }
 

@@ -295,7 +295,7 @@ func (w *Watcher) handle(ctx context.Context, ev fsnotify.Event) {
 		w.created(ctx, p)
 	}
 	if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Chmod) {
-		w.changed(p)
+		w.changed(ctx, p)
 	}
 }
 
@@ -348,11 +348,23 @@ func (w *Watcher) removed(p realize.Path) {
 	})
 }
 
-func (w *Watcher) changed(p realize.Path) {
-	switch {
-	case w.tree.has(p):
+func (w *Watcher) changed(ctx context.Context, p realize.Path) {
+	if w.tree.has(p) {
 		w.pending.dir(p) // a directory's mode may make its entries readable or not
-	case !w.opt.Skip(p, false):
+		return
+	}
+	if fi, err := os.Lstat(w.abs(p)); err == nil && fi.IsDir() {
+		// A directory that could not be watched (unreadable until this
+		// chmod) is watched now, and scanned.
+		if !w.opt.Skip(p, true) {
+			w.pending.dir(p)
+			if w.watchDir(p) {
+				_ = w.watchBelow(ctx, p, true) // only fails when ctx is done
+			}
+		}
+		return
+	}
+	if !w.opt.Skip(p, false) {
 		w.pending.file(p)
 	}
 }

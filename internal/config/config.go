@@ -38,11 +38,11 @@ const (
 	DefaultInactiveAfter = 30 * 24 * time.Hour
 )
 
-// DefaultCacheMax and DefaultCacheLeave are the cache limits when the file
-// does not set them.
-var (
-	DefaultCacheMax   = Size{Percent: 10}
-	DefaultCacheLeave = Size{Bytes: 5e9}
+// Cache limits when the file does not set them: 10% of the disk, and leave
+// 5 GB free.
+const (
+	DefaultCacheMaxPercent = 10
+	DefaultCacheLeaveBytes = 5e9
 )
 
 // Config is a loaded, validated configuration. Paths are absolute and

@@ -118,7 +118,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Listen != DefaultListen || c.NFS != DefaultNFS || c.Scan.Rescan != DefaultRescan ||
-		c.Scan.HashWorkers < 1 || c.Cache.Max != DefaultCacheMax || c.Log.Format != "text" {
+		c.Scan.HashWorkers < 1 || c.Cache.Max != (Size{Percent: 10}) || c.Cache.Leave != (Size{Bytes: 5e9}) || c.Log.Format != "text" {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 }

@@ -185,7 +185,7 @@ func (v *validator) build(raw *fileConfig) *Config {
 		AuditKeep:     orDefault(raw.History.AuditKeep, DefaultAuditKeep),
 		InactiveAfter: orDefault(raw.History.InactiveAfter, DefaultInactiveAfter),
 	}
-	c.Cache = Cache{Max: DefaultCacheMax, Leave: DefaultCacheLeave}
+	c.Cache = Cache{Max: Size{Percent: DefaultCacheMaxPercent}, Leave: Size{Bytes: DefaultCacheLeaveBytes}}
 	if raw.Cache.Max != nil {
 		c.Cache.Max = *raw.Cache.Max
 	}

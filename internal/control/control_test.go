@@ -296,3 +296,25 @@ func TestVersionMismatch(t *testing.T) {
 		}
 	}
 }
+
+// TestClientChecksVersion: a daemon of another version is refused by the
+// CLI too, with a message that says what to do.
+func TestClientChecksVersion(t *testing.T) {
+	path := SocketPath(shortTempDir(t))
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(versionHeader, "99")
+		w.Write([]byte(`{}`))
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := NewClient(path)
+	defer c.Close()
+	_, err = c.Status(t.Context())
+	if realize.KindOf(err) != realize.Unsupported || !strings.Contains(err.Error(), "run the same version of realize") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -59,9 +59,12 @@ func TestRunStatusSecondDaemonShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon not ready after 10s")
 	}
+	stopped := false
 	defer func() {
-		cancel()
-		<-done
+		if !stopped {
+			cancel()
+			<-done
+		}
 	}()
 
 	c := control.NewClient(socket)
@@ -94,6 +97,7 @@ func TestRunStatusSecondDaemonShutdown(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
+		stopped = true
 		if err != nil {
 			t.Fatalf("shutdown: %v", err)
 		}

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	os.Chmod(dir, 0o755) // the unprivileged-daemon test runs it as nobody
 	binary = filepath.Join(dir, "realize")
 	out, err := exec.Command("go", "build", "-o", binary, "github.com/realizefs/realize/cmd/realize").CombinedOutput()
 	if err != nil {

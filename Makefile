@@ -1,0 +1,41 @@
+# Realize. `make run` and `make test` are all a newcomer needs.
+
+GO          ?= go
+BIN         := bin/realize
+RUN_DIR     := .run
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_FLAGS  ?= -timeout 15m
+
+.PHONY: build run test check bench clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/realize
+
+# A throwaway peer in ./.run (gitignored): config, data and one arena, created
+# on first use, then the daemon in the foreground. Ctrl-C stops it.
+run: build
+	@test -f $(RUN_DIR)/config.toml || ./$(BIN) --config $(RUN_DIR)/config.toml init \
+		--name dev --data $(RUN_DIR)/data --arena home=$(RUN_DIR)/home \
+		--listen 127.0.0.1:7741 --nfs 127.0.0.1:7742
+	@echo
+	@echo "Arena 'home' is $(CURDIR)/$(RUN_DIR)/home: drop files there."
+	@echo "In another terminal: ./$(BIN) --config $(RUN_DIR)/config.toml status   (or: log)"
+	@echo "Ctrl-C stops the daemon."
+	@echo
+	./$(BIN) --config $(RUN_DIR)/config.toml daemon
+
+test:
+	$(GO) test $(TEST_FLAGS) ./...
+
+check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	GOOS=darwin $(GO) build ./...
+	$(GO) test -race $(TEST_FLAGS) ./...
+
+bench:
+	$(GO) run ./internal/bench/cmd/realize-bench
+
+clean:
+	rm -rf bin $(RUN_DIR)

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/household"
+	"github.com/realizefs/realize/internal/config"
+	"github.com/realizefs/realize/internal/control"
+	"github.com/urfave/cli/v3"
+)
+
+// requestTimeout bounds a request to the daemon that should be quick.
+const requestTimeout = 30 * time.Second
+
+func statusCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show the daemon, its arenas and their indexing",
+		ArgsUsage: "[PATH]",
+		Description: "PATH (a path inside an arena's directory, or ARENA:PATH) limits the report\n" +
+			"to the arena holding it. If the daemon is not running, says so and exits 1;\n" +
+			"with --json it still prints a status object, with daemon.running false.",
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() > 1 {
+				return usagef("status: want at most one PATH, got %d arguments", cmd.Args().Len())
+			}
+			cfg, err := loadConfig(cmd, e)
+			if err != nil {
+				return err
+			}
+			p := newPrinter(cmd, e)
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			c := control.NewClient(control.SocketPath(cfg.Data))
+			defer c.Close()
+			rep, err := c.Status(ctx)
+			if realize.KindOf(err) == realize.Unavailable {
+				if p.json {
+					p.JSON(downReport(cfg))
+				}
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			if arg := cmd.Args().First(); arg != "" {
+				if rep.Arenas, err = arenaOf(cfg, rep.Arenas, arg); err != nil {
+					return err
+				}
+			}
+			if p.json {
+				return p.JSON(rep)
+			}
+			printStatus(p, rep, e.now())
+			return nil
+		},
+	}
+}
+
+// downReport is the status of a peer whose daemon is not running: what the
+// config and the key say.
+func downReport(cfg *config.Config) *control.StatusReport {
+	rep := &control.StatusReport{Daemon: control.DaemonStatus{Name: cfg.Name, DataDir: cfg.Data}, Arenas: []control.ArenaStatus{}}
+	if id, err := household.LoadIdentity(household.KeyPath(cfg.Data)); err == nil {
+		rep.Daemon.Peer = id.ID()
+	}
+	for _, a := range cfg.Arenas {
+		rep.Arenas = append(rep.Arenas, control.ArenaStatus{Name: a.Name, Dir: a.Dir})
+	}
+	return rep
+}
+
+// arenaOf keeps the arena that holds arg: ARENA:PATH or a path in its
+// directory.
+func arenaOf(cfg *config.Config, all []control.ArenaStatus, arg string) ([]control.ArenaStatus, error) {
+	var name realize.ArenaName
+	if a, _, ok := strings.Cut(arg, ":"); ok {
+		if _, found := cfg.Arena(realize.ArenaName(a)); found {
+			name = realize.ArenaName(a)
+		}
+	}
+	if name == "" {
+		abs, err := filepath.Abs(arg)
+		if err != nil {
+			return nil, err
+		}
+		if r, err := filepath.EvalSymlinks(abs); err == nil {
+			abs = r
+		}
+		for _, a := range cfg.Arenas {
+			dir := a.Dir
+			if r, err := filepath.EvalSymlinks(dir); err == nil {
+				dir = r
+			}
+			if rel, err := filepath.Rel(dir, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(os.PathSeparator)) {
+				name = a.Name
+			}
+		}
+	}
+	for _, a := range all {
+		if a.Name == name && name != "" {
+			return []control.ArenaStatus{a}, nil
+		}
+	}
+	return nil, &realize.Error{Op: "status", Kind: realize.NotExist, Path: arg,
+		Err: errors.New("not inside any arena (give a path in an arena's directory, or ARENA:PATH)")}
+}
+
+func printStatus(p *printer, rep *control.StatusReport, now time.Time) {
+	d := rep.Daemon
+	p.Printf("peer     %s  %s\n", d.Name, d.Peer)
+	p.Printf("daemon   running, pid %d, up %s", d.PID, since(now, d.Started))
+	if d.Version != "" {
+		p.Printf(", version %s", d.Version)
+	}
+	p.Printf("\ndata     %s\n", d.DataDir)
+	if len(rep.Arenas) == 0 {
+		p.Printf("\nno arenas (add an [[arena]] to the config)\n")
+	}
+	for _, a := range rep.Arenas {
+		printArena(p, &a, now)
+	}
+}
+
+func printArena(p *printer, a *control.ArenaStatus, now time.Time) {
+	p.Printf("\narena %s  %s\n", a.Name, a.Dir)
+	p.Printf("  %d files, %d dirs, %d symlinks, %s\n", a.Files, a.Dirs, a.Symlinks, humanBytes(a.Bytes))
+	if a.PendingHash > 0 {
+		p.Printf("  hashing  %d files pending (%s)\n", a.PendingHash, humanBytes(a.PendingBytes))
+	}
+	scan := "never"
+	if !a.LastScan.IsZero() {
+		scan = a.LastScan.Local().Format(time.DateTime) + " (" + since(now, a.LastScan) + " ago)"
+	}
+	if a.Scanning {
+		scan += ", scanning now"
+	}
+	p.Printf("  scan     last %s\n", scan)
+	watch := "yes"
+	if !a.Watching {
+		watch = "no (periodic rescans only)"
+	}
+	p.Printf("  watching %s\n", watch)
+	p.Printf("  history  seq %d\n", a.HistorySeq)
+	if len(a.Skipped) > 0 {
+		p.Printf("  skipped  %d paths:\n", len(a.Skipped))
+		for _, s := range a.Skipped {
+			p.Printf("    %s: %s\n", quoteOSPath(s.Path), s.Reason)
+		}
+	}
+}
+
+// quoteOSPath renders a path from the disk, which may not be valid UTF-8.
+func quoteOSPath(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	return realize.Path(s).Quote()
+}
+
+// since renders the time from t to now, rounded for people.
+func since(now, t time.Time) string {
+	if t.IsZero() {
+		return "?"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < 24*time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Hour).String()
+}
