@@ -16,7 +16,9 @@ import (
 //     (something indexed but not recorded, or recorded but not indexed);
 //   - a path whose last entry is a removal is still live in the index;
 //   - the same state was recorded twice in a row for a path;
-//   - a live file's blob record is missing or its blocks do not add up.
+//   - a live file's blob record is missing or its blocks do not add up;
+//   - a blob's reference count is not the number of live records using it
+//     (blobs are shared by every arena of the peer, so all arenas count).
 //
 // Tests use it after crashes; it is also cheap enough for a support tool.
 func CheckAgainstHistory(db *store.DB, arena realize.ArenaName, log *history.Log, self realize.PeerID) error {
@@ -27,6 +29,9 @@ func CheckAgainstHistory(db *store.DB, arena realize.ArenaName, log *history.Log
 		}
 		ix, err := OpenIndex(tx, arena)
 		if err != nil {
+			return err
+		}
+		if err := checkRefs(tx, ix); err != nil {
 			return err
 		}
 		return ix.Walk("", func(p realize.Path, r *Record) error {
@@ -69,6 +74,40 @@ func replay(tx *bolt.Tx, arena realize.ArenaName, log *history.Log, self realize
 		return nil
 	})
 	return want, err
+}
+
+// checkRefs compares every blob's reference count with the live records of
+// all arenas that use it.
+func checkRefs(tx *bolt.Tx, ix *Index) error {
+	uses := map[realize.Hash]uint64{}
+	if root := tx.Bucket(bucketIndex); root != nil {
+		err := root.ForEachBucket(func(name []byte) error {
+			other, err := OpenIndex(tx, realize.ArenaName(name))
+			if err != nil {
+				return err
+			}
+			return other.Walk("", func(_ realize.Path, r *Record) error {
+				if live(r) && r.Meta.Kind == realize.KindFile {
+					uses[r.Meta.Blob]++
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	err := ix.ForEachBlob(func(h realize.Hash, refs uint64) error {
+		if uses[h] != refs {
+			return fmt.Errorf("blob %s: %d references recorded, %d live records use it", h.Short(), refs, uses[h])
+		}
+		delete(uses, h)
+		return nil
+	})
+	for h, n := range uses {
+		return fmt.Errorf("blob %s: used by %d live records but has no record", h.Short(), n)
+	}
+	return err
 }
 
 func checkBlob(ix *Index, p realize.Path, r *Record) error {

@@ -86,6 +86,11 @@ type Index struct {
 	blobs  *bolt.Bucket
 	counts Counts
 	dirty  bool
+	// unused are blobs whose references dropped to zero in this
+	// transaction. They are deleted at Flush, not at once: within one
+	// transaction a content often leaves one path before it arrives at
+	// another (a batch where file a loses content X and file b gains it).
+	unused map[realize.Hash]bool
 }
 
 // OpenIndex returns the index of arena within tx, creating its buckets in a
@@ -240,8 +245,17 @@ func (ix *Index) Put(p realize.Path, r *Record) error {
 	return ix.files.Put(PathKey(p), raw)
 }
 
-// Flush writes the counts; call it once before the transaction commits.
+// Flush writes the counts and drops blob records nothing references any
+// more; call it once before the transaction commits.
 func (ix *Index) Flush() error {
+	for h := range ix.unused {
+		if raw := ix.blobs.Get(h[:]); raw != nil && binary.BigEndian.Uint64(raw[8:]) == 0 {
+			if err := ix.blobs.Delete(h[:]); err != nil {
+				return err
+			}
+		}
+	}
+	clear(ix.unused)
 	if !ix.dirty {
 		return nil
 	}
@@ -283,20 +297,28 @@ func (ix *Index) unref(m realize.Meta) error {
 	}
 	refs := binary.BigEndian.Uint64(raw[8:])
 	if refs <= 1 {
-		return ix.blobs.Delete(m.Blob[:])
+		refs = 1
+		if ix.unused == nil {
+			ix.unused = map[realize.Hash]bool{}
+		}
+		ix.unused[m.Blob] = true
 	}
 	b := append([]byte{}, raw...)
 	binary.BigEndian.PutUint64(b[8:], refs-1)
 	return ix.blobs.Put(m.Blob[:], b)
 }
 
-// PutBlob records a blob's block map (refs start at 0; Put adds them). It
-// is a no-op when the blob is already known: the map is a function of the
-// bytes.
+// PutBlob records a blob's block map (refs start at 0; Put adds them, and
+// Flush drops it if none did). It is a no-op when the blob is already known:
+// the map is a function of the bytes.
 func (ix *Index) PutBlob(h realize.Hash, size int64, blocks realize.BlockMap) error {
 	if ix.blobs.Get(h[:]) != nil {
 		return nil
 	}
+	if ix.unused == nil {
+		ix.unused = map[realize.Hash]bool{}
+	}
+	ix.unused[h] = true // until a record references it
 	b := make([]byte, blobHeader+blockEntry*len(blocks))
 	binary.BigEndian.PutUint64(b, uint64(size))
 	for i, bl := range blocks {
@@ -305,6 +327,21 @@ func (ix *Index) PutBlob(h realize.Hash, size int64, blocks realize.BlockMap) er
 		binary.BigEndian.PutUint32(b[o+32:], bl.Size)
 	}
 	return ix.blobs.Put(h[:], b)
+}
+
+// ForEachBlob calls fn with every blob record's hash and reference count.
+func (ix *Index) ForEachBlob(fn func(h realize.Hash, refs uint64) error) error {
+	if ix.blobs == nil {
+		return nil
+	}
+	return ix.blobs.ForEach(func(k, v []byte) error {
+		var h realize.Hash
+		if len(k) != len(h) || len(v) < blobHeader {
+			return &realize.Error{Op: "read blob", Kind: realize.Corrupt, Err: fmt.Errorf("blob record %x", k)}
+		}
+		copy(h[:], k)
+		return fn(h, binary.BigEndian.Uint64(v[8:]))
+	})
 }
 
 // Blob returns a blob's size, reference count and block map.
