@@ -41,7 +41,7 @@ type Row struct {
 // Run runs every benchmark and prints the table.
 func Run(ctx context.Context, o Options) ([]Row, error) {
 	var rows []Row
-	for _, b := range []func(context.Context, Options) ([]Row, error){benchIndex, benchRescan} {
+	for _, b := range []func(context.Context, Options) ([]Row, error){benchRescan, benchIndex} {
 		r, err := b(ctx, o)
 		if err != nil {
 			return rows, err
