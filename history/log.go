@@ -25,11 +25,18 @@ import (
 //
 //	history/<arena>/<peer id, 32 bytes>/
 //	    e/<seq, 8 bytes big-endian> -> canonical CBOR entry
-//	    head   -> signed head (CBOR)
+//	    s/<seq, 8 bytes big-endian> -> signed head at seq (a checkpoint)
+//	    head   -> signed head (CBOR), the newest checkpoint
 //	    anchor -> {seq, hash} of the newest entry no longer retained
+//
+// Every committed batch leaves a checkpoint: the recording peer's signature
+// over the log up to that entry. A relay can therefore hand any prefix of a
+// log that ends at a checkpoint to another peer, which verifies it against
+// the original author's key without trusting the relay.
 var (
 	bucketHistory = []byte("history")
 	bucketEntries = []byte("e")
+	bucketSigs    = []byte("s")
 	keyHead       = []byte("head")
 	keyAnchor     = []byte("anchor")
 )
@@ -128,11 +135,23 @@ func (l *Log) Append(tx *bolt.Tx, arena realize.ArenaName, entries []*realize.En
 		if err := eb.Put(store.SeqKey(e.Seq), enc); err != nil {
 			return err
 		}
-		head.Seq, head.Hash = e.Seq, HashOf(enc)
+		head.Seq, head.Hash, head.Time = e.Seq, HashOf(enc), now
+		// A checkpoint every CheckpointEvery entries keeps every page a
+		// relay sends verifiable, however large one batch is.
+		if head.Seq%CheckpointEvery == 0 {
+			if err := l.writeHead(b, head); err != nil {
+				return err
+			}
+		}
 	}
-	head.Time = now
+	if head.Seq%CheckpointEvery == 0 {
+		return nil // just written
+	}
 	return l.writeHead(b, head)
 }
+
+// CheckpointEvery bounds the distance between two checkpoints of a log.
+const CheckpointEvery = 256
 
 // logBucket returns history/<arena>/<peer>, creating it when asked.
 func logBucket(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, create bool) (*bolt.Bucket, error) {
@@ -159,27 +178,26 @@ func logBucket(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, create
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.CreateBucketIfNotExists(bucketEntries); err != nil {
-		return nil, err
+	for _, name := range [][]byte{bucketEntries, bucketSigs} {
+		if _, err := p.CreateBucketIfNotExists(name); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
 
 func (l *Log) readHead(b *bolt.Bucket, arena realize.ArenaName, peer realize.PeerID) (Head, error) {
-	h := Head{Arena: arena, Peer: peer}
 	raw := b.Get(keyHead)
 	if raw == nil {
-		return h, nil
+		return Head{Arena: arena, Peer: peer}, nil
 	}
-	var w wireHead
-	if err := l.codec.dec.Unmarshal(raw, &w); err != nil {
-		return h, &realize.Error{Op: "read history head", Kind: realize.Corrupt, Arena: arena, Peer: peer, Err: err}
+	h, err := l.DecodeHead(raw)
+	if err != nil {
+		return h, withLog(err, arena, peer)
 	}
-	if w.Arena != string(arena) || string(w.Peer) != string(peer[:]) || len(w.Hash) != len(h.Hash) {
+	if h.Arena != arena || h.Peer != peer {
 		return h, &realize.Error{Op: "read history head", Kind: realize.Corrupt, Arena: arena, Peer: peer, Err: errors.New("head belongs to another log")}
 	}
-	h.Seq, h.Time, h.Sig = w.Seq, w.Time, w.Sig
-	copy(h.Hash[:], w.Hash)
 	return h, nil
 }
 
@@ -201,12 +219,49 @@ func (l *Log) writeHead(b *bolt.Bucket, h Head) error {
 	if h.Sig, err = l.signer.Sign(msg); err != nil {
 		return &realize.Error{Op: "sign history head", Kind: realize.Other, Arena: h.Arena, Err: err}
 	}
-	w := wireHead{Arena: string(h.Arena), Peer: h.Peer[:], Seq: h.Seq, Hash: h.Hash[:], Time: h.Time, Sig: h.Sig}
-	enc, err := l.codec.enc.Marshal(&w)
+	return l.storeHead(b, h)
+}
+
+// storeHead records a signed head as the log's head and as a checkpoint.
+func (l *Log) storeHead(b *bolt.Bucket, h Head) error {
+	enc, err := l.EncodeHead(h)
 	if err != nil {
 		return err
 	}
+	if err := b.Bucket(bucketSigs).Put(store.SeqKey(h.Seq), enc); err != nil {
+		return err
+	}
 	return b.Put(keyHead, enc)
+}
+
+// EncodeHead returns the wire form of a signed head.
+func (l *Log) EncodeHead(h Head) ([]byte, error) {
+	w := wireHead{Arena: string(h.Arena), Peer: h.Peer[:], Seq: h.Seq, Hash: h.Hash[:], Time: h.Time, Sig: h.Sig}
+	return l.codec.enc.Marshal(&w)
+}
+
+// DecodeHead parses the wire form of a signed head.
+func (l *Log) DecodeHead(raw []byte) (Head, error) {
+	var w wireHead
+	var h Head
+	if err := l.codec.dec.Unmarshal(raw, &w); err != nil {
+		return h, corruptHead(err)
+	}
+	arena, err := realize.ParseArenaName(w.Arena)
+	if err != nil {
+		return h, corruptHead(err)
+	}
+	if len(w.Peer) != len(h.Peer) || len(w.Hash) != len(h.Hash) || len(w.Sig) > 256 {
+		return h, corruptHead(errors.New("bad field sizes"))
+	}
+	h.Arena, h.Seq, h.Time, h.Sig = arena, w.Seq, w.Time, w.Sig
+	copy(h.Peer[:], w.Peer)
+	copy(h.Hash[:], w.Hash)
+	return h, nil
+}
+
+func corruptHead(err error) error {
+	return &realize.Error{Op: "decode history head", Kind: realize.Corrupt, Err: err}
 }
 
 // Head returns the head of a log (Seq 0 for a log that does not exist).

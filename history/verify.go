@@ -42,6 +42,7 @@ func (l *Log) Verify(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, 
 		return v
 	}
 	v.First = seq + 1
+	sigs := b.Bucket(bucketSigs)
 	err = l.Scan(tx, arena, peer, 0, func(e *realize.Entry, h realize.Hash) error {
 		seq++
 		switch {
@@ -54,6 +55,11 @@ func (l *Log) Verify(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, 
 		}
 		prev = h
 		v.Entries++
+		if raw := sigs.Get(store.SeqKey(e.Seq)); raw != nil {
+			if err := l.checkCheckpoint(raw, e.Seq, h, verify); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err == nil {
@@ -63,6 +69,15 @@ func (l *Log) Verify(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, 
 		v.Err = &realize.Error{Op: "verify history", Kind: realize.Corrupt, Arena: arena, Peer: peer, Err: err}
 	}
 	return v
+}
+
+// checkCheckpoint verifies one stored checkpoint against the entry it names.
+func (l *Log) checkCheckpoint(raw []byte, seq uint64, h realize.Hash, verify Verifier) error {
+	cp, err := l.DecodeHead(raw)
+	if err != nil {
+		return err
+	}
+	return l.checkHead(cp, seq, h, verify)
 }
 
 func (l *Log) checkHead(head Head, seq uint64, last realize.Hash, verify Verifier) error {

@@ -128,3 +128,35 @@ func lineOf(p *unstable.Parser, n *unstable.Node) int {
 	}
 	return p.Shape(r).Start.Line
 }
+
+// peerBlock returns the lines (1-based, inclusive) of the [[peer]] table
+// called name: from its header to the end of its last key-value, so that
+// comments inside the table go with it while comments after it, which may
+// introduce what follows, stay. ok is false when no such table exists.
+func peerBlock(doc []byte, name string) (start, end int, ok bool) {
+	var p unstable.Parser
+	p.Reset(doc)
+	inPeer, found := false, false
+	for p.NextExpression() {
+		n := p.Expression()
+		switch n.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			if found {
+				return start, end, true
+			}
+			inPeer = n.Kind == unstable.ArrayTable && keyOf(n.Key()) == "peer"
+			if inPeer {
+				start, end = lineOf(&p, n), lineOf(&p, n)
+			}
+		case unstable.KeyValue:
+			if !inPeer {
+				continue
+			}
+			end = p.Shape(n.Raw).End.Line
+			if v := n.Value(); keyOf(n.Key()) == "name" && v.Kind == unstable.String && string(v.Data) == name {
+				found = true
+			}
+		}
+	}
+	return start, end, found && p.Error() == nil
+}
