@@ -58,11 +58,15 @@ const (
 	OpRmdir   Op = 6 // the directory at Path was deleted
 	OpSymlink Op = 7 // a symlink appeared at, or was re-pointed at, Path
 	OpResolve Op = 8 // a person resolved a conflict at Path (later issue)
+	// OpConflict: concurrent versions of Path met; Meta is the winner every
+	// peer picks by the same rule, Losers are kept aside under conflicts/.
+	OpConflict Op = 9
 )
 
 var opNames = map[Op]string{
 	OpAdd: "add", OpReplace: "replace", OpRemove: "remove", OpRename: "rename",
 	OpMkdir: "mkdir", OpRmdir: "rmdir", OpSymlink: "symlink", OpResolve: "resolve",
+	OpConflict: "conflict",
 }
 
 func (o Op) String() string {
@@ -110,6 +114,15 @@ type Entry struct {
 	Meta    Meta          // the state of Path after the change
 	Version VersionVector // causal version of Path after the change
 	Prev    Hash          // hash of the previous entry in this log
+	Losers  []Alternative // OpConflict: the versions that lost, kept aside
+}
+
+// Alternative is one version of a path: what it held, who made it, and
+// its causal version. Conflict losers are alternatives.
+type Alternative struct {
+	Origin  PeerID
+	Meta    Meta // Kind None: a deletion
+	Version VersionVector
 }
 
 // When returns the entry's time as a time.Time.

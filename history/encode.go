@@ -16,22 +16,36 @@ import (
 // same bytes, so its hash is the same on every peer. Fields use small
 // integer keys; the numbers are part of the format and are add-only.
 type wireEntry struct {
-	Seq     uint64        `cbor:"1,keyasint"`
-	Time    int64         `cbor:"2,keyasint"`
-	Arena   string        `cbor:"3,keyasint"`
-	Peer    []byte        `cbor:"4,keyasint"`
-	Origin  []byte        `cbor:"5,keyasint"`
-	Op      uint8         `cbor:"6,keyasint"`
-	Path    string        `cbor:"7,keyasint"`
-	From    string        `cbor:"8,keyasint,omitempty"`
-	Kind    uint8         `cbor:"9,keyasint"`
-	Size    int64         `cbor:"10,keyasint,omitempty"`
-	MTime   int64         `cbor:"11,keyasint,omitempty"`
-	Exec    bool          `cbor:"12,keyasint,omitempty"`
-	Blob    []byte        `cbor:"13,keyasint,omitempty"`
-	Target  string        `cbor:"14,keyasint,omitempty"`
-	Version []wireVersion `cbor:"15,keyasint,omitempty"` // sorted by peer id: canonical
-	Prev    []byte        `cbor:"16,keyasint"`
+	Seq     uint64            `cbor:"1,keyasint"`
+	Time    int64             `cbor:"2,keyasint"`
+	Arena   string            `cbor:"3,keyasint"`
+	Peer    []byte            `cbor:"4,keyasint"`
+	Origin  []byte            `cbor:"5,keyasint"`
+	Op      uint8             `cbor:"6,keyasint"`
+	Path    string            `cbor:"7,keyasint"`
+	From    string            `cbor:"8,keyasint,omitempty"`
+	Kind    uint8             `cbor:"9,keyasint"`
+	Size    int64             `cbor:"10,keyasint,omitempty"`
+	MTime   int64             `cbor:"11,keyasint,omitempty"`
+	Exec    bool              `cbor:"12,keyasint,omitempty"`
+	Blob    []byte            `cbor:"13,keyasint,omitempty"`
+	Target  string            `cbor:"14,keyasint,omitempty"`
+	Version []wireVersion     `cbor:"15,keyasint,omitempty"` // sorted by peer id: canonical
+	Prev    []byte            `cbor:"16,keyasint"`
+	Losers  []wireAlternative `cbor:"17,keyasint,omitempty"`
+}
+
+// wireAlternative is a conflict loser inside an entry.
+type wireAlternative struct {
+	_       struct{} `cbor:",toarray"`
+	Origin  []byte
+	Kind    uint8
+	Size    int64
+	MTime   int64
+	Exec    bool
+	Blob    []byte
+	Target  string
+	Version []wireVersion
 }
 
 // wireVersion is one version vector component. A vector travels as a list
@@ -49,7 +63,8 @@ type wireVersion struct {
 const (
 	MaxEntrySize   = 16 << 10 // bytes of one encoded entry
 	MaxVersionLen  = 1024     // peers in one version vector
-	maxNestedLevel = 4
+	MaxLosers      = 64       // alternatives in one conflict entry
+	maxNestedLevel = 6
 )
 
 // Codec encodes and decodes entries. It holds the configured CBOR modes;
@@ -91,11 +106,21 @@ func (c *Codec) Encode(e *realize.Entry) ([]byte, error) {
 	if !e.Meta.Blob.IsZero() {
 		w.Blob = e.Meta.Blob[:]
 	}
-	for p, n := range e.Version {
-		w.Version = append(w.Version, wireVersion{Peer: p[:], N: n})
+	w.Version = encodeVersion(e.Version)
+	for _, a := range e.Losers {
+		w.Losers = append(w.Losers, wireAlternative{Origin: a.Origin[:], Kind: uint8(a.Meta.Kind), Size: a.Meta.Size,
+			MTime: a.Meta.MTime, Exec: a.Meta.Exec, Blob: a.Meta.Blob[:], Target: a.Meta.Target, Version: encodeVersion(a.Version)})
 	}
-	sort.Slice(w.Version, func(i, j int) bool { return bytes.Compare(w.Version[i].Peer, w.Version[j].Peer) < 0 })
 	return c.enc.Marshal(&w)
+}
+
+func encodeVersion(v realize.VersionVector) []wireVersion {
+	var out []wireVersion
+	for p, n := range v {
+		out = append(out, wireVersion{Peer: p[:], N: n})
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Peer, out[j].Peer) < 0 })
+	return out
 }
 
 // Decode parses and validates one encoded entry. Everything that came from
@@ -137,23 +162,47 @@ func (c *Codec) Decode(b []byte) (*realize.Entry, error) {
 			return nil, err
 		}
 	}
-	if len(w.Version) > 0 {
-		e.Version = make(realize.VersionVector, len(w.Version))
-		for i, v := range w.Version {
-			var p realize.PeerID
-			if err := copyFixed(p[:], v.Peer, "version peer"); err != nil {
-				return nil, err
-			}
-			if i > 0 && bytes.Compare(w.Version[i-1].Peer, v.Peer) >= 0 {
-				return nil, corrupt(errors.New("version vector not sorted"))
-			}
-			e.Version[p] = v.N
+	if e.Version, err = decodeVersion(w.Version); err != nil {
+		return nil, err
+	}
+	if len(w.Losers) > MaxLosers {
+		return nil, corrupt(fmt.Errorf("%d conflict losers", len(w.Losers)))
+	}
+	for _, wa := range w.Losers {
+		a := realize.Alternative{Meta: realize.Meta{Kind: realize.Kind(wa.Kind), Size: wa.Size, MTime: wa.MTime, Exec: wa.Exec, Target: wa.Target}}
+		if err := copyFixed(a.Origin[:], wa.Origin, "loser origin"); err != nil {
+			return nil, err
 		}
+		if err := copyFixed(a.Meta.Blob[:], wa.Blob, "loser blob"); err != nil {
+			return nil, err
+		}
+		if a.Version, err = decodeVersion(wa.Version); err != nil {
+			return nil, err
+		}
+		e.Losers = append(e.Losers, a)
 	}
 	if err := validate(e); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+func decodeVersion(w []wireVersion) (realize.VersionVector, error) {
+	if len(w) == 0 {
+		return nil, nil
+	}
+	v := make(realize.VersionVector, len(w))
+	for i, c := range w {
+		var p realize.PeerID
+		if err := copyFixed(p[:], c.Peer, "version peer"); err != nil {
+			return nil, err
+		}
+		if i > 0 && bytes.Compare(w[i-1].Peer, c.Peer) >= 0 {
+			return nil, corrupt(errors.New("version vector not sorted"))
+		}
+		v[p] = c.N
+	}
+	return v, nil
 }
 
 // validate checks what an entry's fields must agree on.
@@ -170,6 +219,9 @@ func validate(e *realize.Entry) error {
 	if (e.Op == realize.OpRename) != (e.From != "") {
 		return corrupt(errors.New("rename without source, or source without rename"))
 	}
+	if (e.Op == realize.OpConflict) != (len(e.Losers) > 0) {
+		return corrupt(errors.New("conflict without losers, or losers without conflict"))
+	}
 	if e.Meta.Size < 0 || e.Meta.Kind > realize.KindSymlink {
 		return corrupt(errors.New("bad metadata"))
 	}
@@ -179,6 +231,7 @@ func validate(e *realize.Entry) error {
 var opNamesValid = map[realize.Op]struct{}{
 	realize.OpAdd: {}, realize.OpReplace: {}, realize.OpRemove: {}, realize.OpRename: {},
 	realize.OpMkdir: {}, realize.OpRmdir: {}, realize.OpSymlink: {}, realize.OpResolve: {},
+	realize.OpConflict: {},
 }
 
 func copyFixed(dst, src []byte, what string) error {

@@ -81,3 +81,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCodecConflictEntry(t *testing.T) {
+	c := history.NewCodec()
+	e := sampleEntry()
+	e.Op, e.From = realize.OpConflict, ""
+	e.Losers = []realize.Alternative{{Origin: realize.PeerID{4}, Meta: realize.Meta{Kind: realize.KindFile, Size: 3, Blob: realize.Hash{9}},
+		Version: realize.VersionVector{{4}: 2, {1}: 1}}}
+	enc, err := c.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Losers) != 1 || d.Losers[0].Meta != e.Losers[0].Meta || d.Losers[0].Version.Compare(e.Losers[0].Version) != realize.Equal {
+		t.Fatalf("losers = %+v", d.Losers)
+	}
+	e.Losers = nil // a conflict without losers is malformed
+	enc, _ = c.Encode(e)
+	if _, err := c.Decode(enc); realize.KindOf(err) != realize.Corrupt {
+		t.Fatalf("conflict without losers: %v", err)
+	}
+}
