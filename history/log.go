@@ -92,10 +92,12 @@ func New(self realize.PeerID, signer realize.Signer, clock realize.Clock) *Log {
 func (l *Log) Codec() *Codec { return l.codec }
 
 // Append adds entries made or applied by this peer to its log of arena,
-// inside tx. It fills in Seq, Peer, Prev and (when zero) Time and Origin;
-// for entries that originate here it sets this peer's component of Version
-// to the entry's sequence number, so callers read the final Version back
-// from the entry after Append returns. The new head is signed before tx
+// inside tx. It fills in Seq, Peer, Prev and (when zero) Time. An entry with
+// no Origin is a new local change: Append makes this peer its origin and
+// sets this peer's component of Version to the entry's sequence number, so
+// callers read the final Version back from the entry after Append returns.
+// An entry with an Origin (a change applied from elsewhere, or a conflict
+// decision) keeps its Version as given: every peer must record the same. The new head is signed before tx
 // commits, so a committed log always has a valid signed head.
 func (l *Log) Append(tx *bolt.Tx, arena realize.ArenaName, entries []*realize.Entry) error {
 	if len(entries) == 0 {
@@ -121,8 +123,6 @@ func (l *Log) Append(tx *bolt.Tx, arena realize.ArenaName, entries []*realize.En
 		}
 		if e.Origin.IsZero() {
 			e.Origin = l.self
-		}
-		if e.Origin == l.self {
 			e.Version = e.Version.With(l.self, e.Seq)
 		}
 		if err := validate(e); err != nil {

@@ -27,9 +27,16 @@ import (
 // directories, and nothing inside an ignored directory can be re-included.
 const IgnoreFile = ".realizeignore"
 
-// TempPrefix starts the names of the daemon's own temporary files. Such
-// names are always ignored, whatever the ignore files say.
-const TempPrefix = ".realize-tmp-"
+// ReservedPrefix starts the names the daemon keeps for itself inside an
+// arena directory: temporary files of downloads (TempPrefix) and the
+// directory holding conflict losers' bytes (ConflictDir). Such names are
+// always ignored, whatever the ignore files say, and a peer never accepts
+// them from the network.
+const (
+	ReservedPrefix = ".realize-"
+	TempPrefix     = ReservedPrefix + "tmp-"
+	ConflictDir    = ReservedPrefix + "conflicts"
+)
 
 const (
 	maxIgnoreFileSize = 1 << 20 // a bigger ignore file is refused, not half read
@@ -126,14 +133,14 @@ func (ig *Ignorer) Reload(dir realize.Path) error {
 func hasTempName(p realize.Path) bool {
 	s := string(p)
 	for {
-		i := strings.Index(s, TempPrefix)
+		i := strings.Index(s, ReservedPrefix)
 		if i < 0 {
 			return false
 		}
 		if i == 0 || s[i-1] == '/' {
 			return true
 		}
-		s = s[i+len(TempPrefix):]
+		s = s[i+len(ReservedPrefix):]
 	}
 }
 

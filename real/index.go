@@ -26,6 +26,7 @@ import (
 var (
 	bucketIndex = []byte("index")
 	bucketFiles = []byte("f")
+	bucketConfl = []byte("c")
 	bucketBlobs = []byte("blobs")
 	keyCounts   = []byte("counts")
 )
@@ -37,6 +38,20 @@ type Record struct {
 	Stat    Stat                  // what the file looked like when recorded
 	Version realize.VersionVector // causal version of the path
 	Deleted bool                  // a tombstone: the path was removed (version kept for consensus)
+	Origin  realize.PeerID        // who made the change that put the path in this state
+}
+
+// Alternative returns the record as a version of its path, for consensus.
+// A missing record is the empty version.
+func (r *Record) Alternative() realize.Alternative {
+	if r == nil {
+		return realize.Alternative{}
+	}
+	a := realize.Alternative{Origin: r.Origin, Version: r.Version}
+	if !r.Deleted {
+		a.Meta = r.Meta
+	}
+	return a
 }
 
 // Counts are per-arena totals kept up to date with every change, so status
@@ -106,6 +121,9 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 			return nil, err
 		}
 		if ix.files, err = ix.ab.CreateBucketIfNotExists(bucketFiles); err != nil {
+			return nil, err
+		}
+		if _, err = ix.ab.CreateBucketIfNotExists(bucketConfl); err != nil {
 			return nil, err
 		}
 		if ix.blobs, err = tx.CreateBucketIfNotExists(bucketBlobs); err != nil {

@@ -29,7 +29,7 @@ type pending struct {
 	fix   func(e *realize.Entry, r *Record)
 }
 
-func setVersion(e *realize.Entry, r *Record) { r.Version = e.Version }
+func setVersion(e *realize.Entry, r *Record) { r.Version, r.Origin = e.Version, e.Origin }
 
 // record writes a plan: structural changes first, then hashed files.
 func (a *Arena) record(ctx context.Context, p *plan) error {
@@ -83,7 +83,7 @@ func (a *Arena) structural(p *plan) []pending {
 		// The source becomes a tombstone dotted with the same sequence.
 		src := r.rec
 		out = append(out, pending{path: r.from, rec: &Record{Deleted: true}, fix: func(e *realize.Entry, rec *Record) {
-			rec.Version = src.Version.With(a.self, e.Seq)
+			rec.Version, rec.Origin = src.Version.With(a.self, e.Seq), a.self
 		}})
 	}
 	removals(false)
@@ -296,8 +296,8 @@ func (a *Arena) commitHashed(batch []hashResult) error {
 				Exec: isExec(st.Mode), Blob: r.hashed.Blob}
 			rec := &Record{Meta: m, Stat: st}
 			if live(cur) && cur.Meta == m {
-				version := cur.Version
-				ps = append(ps, pending{path: r.job.path, rec: rec, fix: func(_ *realize.Entry, r *Record) { r.Version = version }})
+				version, origin := cur.Version, cur.Origin
+				ps = append(ps, pending{path: r.job.path, rec: rec, fix: func(_ *realize.Entry, r *Record) { r.Version, r.Origin = version, origin }})
 				continue
 			}
 			op := realize.OpAdd

@@ -1,0 +1,338 @@
+package real
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/realizefs/realize"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Change is a version of a path, decided elsewhere (by consensus), to be
+// put in the real directory and recorded.
+type Change struct {
+	Op     realize.Op          // what the history entry says happened
+	Result realize.Alternative // what the path holds afterwards; Kind None removes it
+	Losers []realize.Alternative
+	// Fill writes a file's bytes into f, from position 0. It must verify
+	// every block before writing it; Place checks the whole blob again.
+	Fill func(ctx context.Context, f *os.File) error
+}
+
+// Decider looks at the local version of a path and returns what to place,
+// or nil to leave the path alone. Place calls it under the arena's lock,
+// after recording any local change not yet recorded.
+type Decider func(local realize.Alternative) (*Change, error)
+
+// ErrLocalChange means the real file changed between the decision and the
+// moment of placing; the change was not placed. The next look at the path
+// records the local change, and deciding again makes it a conflict.
+var ErrLocalChange = errors.New("the local file changed; not overwritten")
+
+// Place applies a decision about one path to the real directory: the new
+// bytes go to a temporary file beside the target, are verified, and are
+// renamed into place only if the local file is still what the index says.
+// A local version that lost a conflict is moved aside (into ConflictDir,
+// same file system, no copy), never overwritten. The index record and the
+// history entry are committed together afterwards.
+func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) error {
+	if path.IsRoot() || a.ignored(path, false) || a.ignored(path, true) {
+		return &realize.Error{Op: "place", Kind: realize.Invalid, Arena: a.name, Path: string(path), Err: errors.New("reserved or ignored path")}
+	}
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	// Anything changed locally and not yet recorded is recorded first, so
+	// the decision sees it.
+	p := &plan{}
+	if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
+		return err
+	}
+	if err := a.checkFile(path, p); err != nil {
+		return err
+	}
+	if err := a.record(ctx, p); err != nil {
+		return err
+	}
+	local, err := a.record0(path)
+	if err != nil {
+		return err
+	}
+	ch, err := decide(local.Alternative())
+	if err != nil || ch == nil {
+		return err
+	}
+	stat, hashed, err := a.materialize(ctx, path, local, ch)
+	if err != nil {
+		return err
+	}
+	return a.commitPlaced(path, ch, stat, hashed)
+}
+
+// record0 reads the index record of one path.
+func (a *Arena) record0(path realize.Path) (*Record, error) {
+	var r *Record
+	err := a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err == nil {
+			r, err = ix.Get(path)
+		}
+		return err
+	})
+	return r, err
+}
+
+// materialize puts the change's result at path and returns its stat and,
+// for a file, its verified content identity.
+func (a *Arena) materialize(ctx context.Context, path realize.Path, local *Record, ch *Change) (st Stat, h Hashed, err error) {
+	abs := a.abs(path)
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return st, h, a.placeErr(path, realize.IO, err)
+	}
+	m := ch.Result.Meta
+	var tmp string
+	switch m.Kind {
+	case realize.KindFile:
+		if tmp, h, err = a.fillTemp(ctx, path, ch); err != nil {
+			return st, h, err
+		}
+	case realize.KindSymlink:
+		tmp = a.tempName(path)
+		if err := os.Symlink(m.Target, tmp); err != nil {
+			return st, h, a.placeErr(path, realize.IO, err)
+		}
+	}
+	defer func() {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+	}()
+	if err := a.unchanged(path, local); err != nil {
+		return st, h, err
+	}
+	if err := a.moveAsideLoser(path, local, ch); err != nil {
+		return st, h, err
+	}
+	if err := a.swap(abs, tmp, m); err != nil {
+		return st, h, a.placeErr(path, realize.IO, err)
+	}
+	tmp = ""
+	if err := syncDir(filepath.Dir(abs)); err != nil {
+		return st, h, a.placeErr(path, realize.IO, err)
+	}
+	if m.Kind == realize.KindNone {
+		return st, h, nil
+	}
+	info, err := os.Lstat(abs)
+	if err != nil {
+		return st, h, a.placeErr(path, realize.IO, err)
+	}
+	return StatOf(info), h, nil
+}
+
+// swap makes abs hold m: the temporary file or symlink renamed over it, a
+// directory created, or the path removed.
+func (a *Arena) swap(abs, tmp string, m realize.Meta) error {
+	switch m.Kind {
+	case realize.KindFile, realize.KindSymlink:
+		if fi, err := os.Lstat(abs); err == nil && fi.IsDir() {
+			if err := os.Remove(abs); err != nil { // a directory replaced by a file: only if empty
+				return err
+			}
+		}
+		return os.Rename(tmp, abs)
+	case realize.KindDir:
+		if fi, err := os.Lstat(abs); err == nil && !fi.IsDir() {
+			if err := os.Remove(abs); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(abs, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		return os.Chtimes(abs, time.Time{}, time.Unix(0, m.MTime))
+	default:
+		err := os.Remove(abs)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+}
+
+// fillTemp writes and verifies a file's bytes in a temporary file next to
+// the target (same directory, so the final rename is atomic and copies
+// nothing), with the exec bit and mtime already set.
+func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (string, Hashed, error) {
+	m := ch.Result.Meta
+	name := a.tempName(path)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", Hashed{}, a.placeErr(path, realize.IO, err)
+	}
+	ok := false
+	defer func() {
+		f.Close()
+		if !ok {
+			os.Remove(name)
+		}
+	}()
+	if ch.Fill == nil {
+		return "", Hashed{}, a.placeErr(path, realize.Invalid, errors.New("no content source"))
+	}
+	if err := ch.Fill(ctx, f); err != nil {
+		return "", Hashed{}, err
+	}
+	mode := os.FileMode(0o644)
+	if m.Exec {
+		mode = 0o755
+	}
+	if err := f.Chmod(mode); err != nil {
+		return "", Hashed{}, a.placeErr(path, realize.IO, err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", Hashed{}, a.placeErr(path, realize.IO, err)
+	}
+	if err := os.Chtimes(name, time.Time{}, time.Unix(0, m.MTime)); err != nil {
+		return "", Hashed{}, a.placeErr(path, realize.IO, err)
+	}
+	info, err := os.Lstat(name)
+	if err != nil {
+		return "", Hashed{}, a.placeErr(path, realize.IO, err)
+	}
+	// Invariant 2: the index never points at bytes that do not match.
+	got, err := a.hasher.HashFile(ctx, name, StatOf(info))
+	if err != nil {
+		return "", Hashed{}, err
+	}
+	if got.Blob != m.Blob || got.Size != m.Size {
+		return "", Hashed{}, a.placeErr(path, realize.Corrupt, fmt.Errorf("received content hashes to %s (%d bytes), want %s (%d bytes)",
+			got.Blob.Short(), got.Size, m.Blob.Short(), m.Size))
+	}
+	ok = true
+	return name, got, nil
+}
+
+func (a *Arena) tempName(path realize.Path) string {
+	return filepath.Join(filepath.Dir(a.abs(path)), fmt.Sprintf("%s%d-%s", TempPrefix, a.clock.Now().UnixNano(), path.Base()))
+}
+
+// unchanged checks, at the last moment, that the real path is still what
+// the index says (or absent, if the index says so).
+func (a *Arena) unchanged(path realize.Path, local *Record) error {
+	info, err := os.Lstat(a.abs(path))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if !live(local) {
+			return nil
+		}
+	case err != nil:
+		return a.placeErr(path, realize.IO, err)
+	case !live(local):
+	case local.Meta.Kind == realize.KindDir && info.IsDir():
+		return nil
+	case local.Meta.Kind == realize.KindSymlink && info.Mode()&fs.ModeSymlink != 0:
+		if t, err := os.Readlink(a.abs(path)); err == nil && t == local.Meta.Target {
+			return nil
+		}
+	case local.Meta.Kind == realize.KindFile && info.Mode().IsRegular() && stillSame(local.Stat, StatOf(info)):
+		return nil
+	}
+	return &realize.Error{Op: "place", Kind: realize.Changed, Arena: a.name, Path: string(path), Err: ErrLocalChange}
+}
+
+// stillSame compares a recorded stat with the file's current one. A
+// poisoned ctime (a racily clean file, see racyWindow) was just rehashed
+// under the arena lock by Place, so the other fields are trusted here.
+func stillSame(rec, now Stat) bool {
+	if rec.CTime == -1 {
+		now.CTime = -1
+	}
+	return rec.SameContent(now)
+}
+
+// moveAsideLoser moves the local file into ConflictDir when it is one of
+// the versions that lost: its bytes must survive the placing.
+func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) error {
+	if !live(local) || local.Meta.Kind != realize.KindFile {
+		return nil
+	}
+	for _, l := range ch.Losers {
+		if l.Meta.Blob != local.Meta.Blob || l.Meta.Kind != realize.KindFile {
+			continue
+		}
+		dir := filepath.Join(a.root, ConflictDir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return a.placeErr(path, realize.IO, err)
+		}
+		dst := filepath.Join(dir, local.Meta.Blob.String())
+		if _, err := os.Lstat(dst); err == nil {
+			return nil // these bytes are kept already
+		}
+		if err := os.Rename(a.abs(path), dst); err != nil {
+			return a.placeErr(path, realize.IO, err)
+		}
+		return syncDir(dir)
+	}
+	return nil
+}
+
+// ConflictBytes returns where the bytes of a conflict loser are kept on
+// this peer, if they are.
+func (a *Arena) ConflictBytes(blob realize.Hash) (string, bool) {
+	p := filepath.Join(a.root, ConflictDir, blob.String())
+	_, err := os.Lstat(p)
+	return p, err == nil
+}
+
+// commitPlaced records a placed change: index record, history entry and
+// conflict records, in one transaction.
+func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err != nil {
+			return err
+		}
+		if ch.Result.Meta.Kind == realize.KindFile {
+			// The block map is a function of the bytes: computed here
+			// while verifying, it is the same every peer computed.
+			if err := ix.PutBlob(h.Blob, h.Size, h.Blocks); err != nil {
+				return err
+			}
+		}
+		rec := &Record{Meta: ch.Result.Meta, Stat: st, Version: ch.Result.Version, Origin: ch.Result.Origin,
+			Deleted: ch.Result.Meta.Kind == realize.KindNone}
+		e := &realize.Entry{Op: ch.Op, Path: path, Meta: ch.Result.Meta, Version: ch.Result.Version,
+			Origin: ch.Result.Origin, Losers: ch.Losers}
+		if e.Origin.IsZero() {
+			e.Origin = a.self // never let Append re-stamp a decided version
+		}
+		if err := a.log.Append(tx, a.name, []*realize.Entry{e}); err != nil {
+			return err
+		}
+		if err := ix.Put(path, rec); err != nil {
+			return err
+		}
+		if err := ix.PutConflicts(path, ch.Losers); err != nil {
+			return err
+		}
+		return ix.Flush()
+	})
+}
+
+func (a *Arena) placeErr(path realize.Path, kind realize.ErrKind, err error) error {
+	return &realize.Error{Op: "place", Kind: kind, Arena: a.name, Path: string(path), Err: err}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
