@@ -114,7 +114,15 @@ type Entry struct {
 	Meta    Meta          // the state of Path after the change
 	Version VersionVector // causal version of Path after the change
 	Prev    Hash          // hash of the previous entry in this log
-	Losers  []Alternative // OpConflict: the versions that lost, kept aside
+	// Losers, for OpConflict, is the rest of the path's frontier: the
+	// versions that lost (deletions included, so that every peer rebuilds
+	// the same frontier), and Own is the winner's own version vector
+	// (Version being the merge of the whole frontier).
+	Losers []Alternative
+	Own    VersionVector
+	// FromVersion is, for OpRename, the version of From after the move
+	// (its tombstone), so other peers can order the removal of From.
+	FromVersion VersionVector
 }
 
 // Alternative is one version of a path: what it held, who made it, and

@@ -33,6 +33,8 @@ type wireEntry struct {
 	Version []wireVersion     `cbor:"15,keyasint,omitempty"` // sorted by peer id: canonical
 	Prev    []byte            `cbor:"16,keyasint"`
 	Losers  []wireAlternative `cbor:"17,keyasint,omitempty"`
+	FromV   []wireVersion     `cbor:"18,keyasint,omitempty"`
+	Own     []wireVersion     `cbor:"19,keyasint,omitempty"`
 }
 
 // wireAlternative is a conflict loser inside an entry.
@@ -107,6 +109,8 @@ func (c *Codec) Encode(e *realize.Entry) ([]byte, error) {
 		w.Blob = e.Meta.Blob[:]
 	}
 	w.Version = encodeVersion(e.Version)
+	w.FromV = encodeVersion(e.FromVersion)
+	w.Own = encodeVersion(e.Own)
 	for _, a := range e.Losers {
 		w.Losers = append(w.Losers, wireAlternative{Origin: a.Origin[:], Kind: uint8(a.Meta.Kind), Size: a.Meta.Size,
 			MTime: a.Meta.MTime, Exec: a.Meta.Exec, Blob: a.Meta.Blob[:], Target: a.Meta.Target, Version: encodeVersion(a.Version)})
@@ -163,6 +167,12 @@ func (c *Codec) Decode(b []byte) (*realize.Entry, error) {
 		}
 	}
 	if e.Version, err = decodeVersion(w.Version); err != nil {
+		return nil, err
+	}
+	if e.FromVersion, err = decodeVersion(w.FromV); err != nil {
+		return nil, err
+	}
+	if e.Own, err = decodeVersion(w.Own); err != nil {
 		return nil, err
 	}
 	if len(w.Losers) > MaxLosers {

@@ -39,6 +39,7 @@ var (
 	bucketSigs    = []byte("s")
 	keyHead       = []byte("head")
 	keyAnchor     = []byte("anchor")
+	keyApplied    = []byte("applied")
 )
 
 // headDomain separates head signatures from any other use of the key.
@@ -124,6 +125,9 @@ func (l *Log) Append(tx *bolt.Tx, arena realize.ArenaName, entries []*realize.En
 		if e.Origin.IsZero() {
 			e.Origin = l.self
 			e.Version = e.Version.With(l.self, e.Seq)
+			if e.Op == realize.OpRename {
+				e.FromVersion = e.FromVersion.With(l.self, e.Seq)
+			}
 		}
 		if err := validate(e); err != nil {
 			return fmt.Errorf("append %s: %w", e.Path, err)
@@ -271,6 +275,30 @@ func (l *Log) Head(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID) (H
 		return Head{Arena: arena, Peer: peer}, err
 	}
 	return l.readHead(b, arena, peer)
+}
+
+// Applied returns how far this peer has applied a received log: entries
+// up to that sequence number are reflected in its index. Storing a page
+// and applying it are separate steps, because applying waits on bytes from
+// other peers; this cursor is what makes an interrupted apply resume.
+func (l *Log) Applied(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID) uint64 {
+	b, err := logBucket(tx, arena, peer, false)
+	if err != nil || b == nil {
+		return 0
+	}
+	if v := b.Get(keyApplied); len(v) == 8 {
+		return store.Uint(v)
+	}
+	return 0
+}
+
+// SetApplied records that entries up to seq of a received log are applied.
+func (l *Log) SetApplied(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, seq uint64) error {
+	b, err := logBucket(tx, arena, peer, true)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyApplied, store.SeqKey(seq))
 }
 
 // LogID names one log: an arena and the peer that recorded it.

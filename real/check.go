@@ -114,6 +114,13 @@ func checkBlob(ix *Index, p realize.Path, r *Record) error {
 	if r.Meta.Kind != realize.KindFile {
 		return nil
 	}
+	found := false
+	for _, q := range ix.PathsOf(r.Meta.Blob) {
+		found = found || q == p
+	}
+	if !found {
+		return fmt.Errorf("%s: missing from the paths of blob %s", p, r.Meta.Blob.Short())
+	}
 	size, refs, blocks, err := ix.Blob(r.Meta.Blob)
 	if err != nil {
 		return err

@@ -46,7 +46,9 @@ func (ix *Index) PutConflicts(p realize.Path, losers []realize.Alternative) erro
 	return nil
 }
 
-// Conflicts lists the versions kept aside for paths under dir ("" = all).
+// Conflicts lists the versions kept aside for paths under dir ("" = all),
+// leaving out any whose content is what the path holds now (a version that
+// lost in one peer's order of events and won once more became known).
 func (ix *Index) Conflicts(dir realize.Path) ([]Conflict, error) {
 	if ix.ab == nil || ix.ab.Bucket(bucketConfl) == nil {
 		return nil, nil
@@ -66,7 +68,13 @@ func (ix *Index) Conflicts(dir realize.Path) ([]Conflict, error) {
 		if err := cbor.Unmarshal(v, &r); err != nil {
 			return nil, ix.corrupt(KeyPath(k[:i]), err)
 		}
-		out = append(out, Conflict{Path: KeyPath(k[:i]), Alternative: realize.Alternative{Origin: r.Origin, Meta: r.Meta, Version: r.Version}})
+		path := KeyPath(k[:i])
+		if cur, err := ix.Get(path); err != nil {
+			return nil, err
+		} else if live(cur) && cur.Meta.Kind == r.Meta.Kind && cur.Meta.Blob == r.Meta.Blob && cur.Meta.Target == r.Meta.Target {
+			continue
+		}
+		out = append(out, Conflict{Path: path, Alternative: realize.Alternative{Origin: r.Origin, Meta: r.Meta, Version: r.Version}})
 	}
 	return out, nil
 }

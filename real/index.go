@@ -27,6 +27,7 @@ var (
 	bucketIndex = []byte("index")
 	bucketFiles = []byte("f")
 	bucketConfl = []byte("c")
+	bucketWhere = []byte("b")
 	bucketBlobs = []byte("blobs")
 	keyCounts   = []byte("counts")
 )
@@ -39,10 +40,15 @@ type Record struct {
 	Version realize.VersionVector // causal version of the path
 	Deleted bool                  // a tombstone: the path was removed (version kept for consensus)
 	Origin  realize.PeerID        // who made the change that put the path in this state
+	// After a conflict: Own is the shown version's own vector (Version is
+	// the merge of the frontier) and Others the rest of the frontier. Both
+	// empty otherwise. See package consensus.
+	Own    realize.VersionVector
+	Others []realize.Alternative
 }
 
-// Alternative returns the record as a version of its path, for consensus.
-// A missing record is the empty version.
+// Alternative returns the record as a version of its path, under the
+// merged version. A missing record is the empty version.
 func (r *Record) Alternative() realize.Alternative {
 	if r == nil {
 		return realize.Alternative{}
@@ -52,6 +58,19 @@ func (r *Record) Alternative() realize.Alternative {
 		a.Meta = r.Meta
 	}
 	return a
+}
+
+// Frontier returns the path's frontier: the shown version under its own
+// vector, and the others. A missing record has an empty frontier.
+func (r *Record) Frontier() []realize.Alternative {
+	if r == nil {
+		return nil
+	}
+	a := r.Alternative()
+	if r.Own != nil {
+		a.Version = r.Own
+	}
+	return append([]realize.Alternative{a}, r.Others...)
 }
 
 // Counts are per-arena totals kept up to date with every change, so status
@@ -123,8 +142,10 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 		if ix.files, err = ix.ab.CreateBucketIfNotExists(bucketFiles); err != nil {
 			return nil, err
 		}
-		if _, err = ix.ab.CreateBucketIfNotExists(bucketConfl); err != nil {
-			return nil, err
+		for _, name := range [][]byte{bucketConfl, bucketWhere} {
+			if _, err = ix.ab.CreateBucketIfNotExists(name); err != nil {
+				return nil, err
+			}
 		}
 		if ix.blobs, err = tx.CreateBucketIfNotExists(bucketBlobs); err != nil {
 			return nil, err
@@ -241,12 +262,25 @@ func (ix *Index) Put(p realize.Path, r *Record) error {
 	if err != nil {
 		return err
 	}
-	// Reference the new blob before releasing the old one: they are often
-	// the same (a chmod), and releasing first would drop its record.
+	// Release the old blob's path entry before adding the new one (they may
+	// be the same key), but reference the new blob before releasing the old
+	// one: they are often the same (a chmod), and releasing first would
+	// drop its record.
+	key := PathKey(p)
+	if old != nil && !old.Deleted && old.Meta.Kind == realize.KindFile {
+		if err := ix.ab.Bucket(bucketWhere).Delete(whereKey(old.Meta.Blob, key)); err != nil {
+			return err
+		}
+	}
 	if !r.Deleted {
 		ix.counts.add(r.Meta, +1)
 		if err := ix.ref(r.Meta); err != nil {
 			return err
+		}
+		if r.Meta.Kind == realize.KindFile {
+			if err := ix.ab.Bucket(bucketWhere).Put(whereKey(r.Meta.Blob, key), nil); err != nil {
+				return err
+			}
 		}
 	}
 	if old != nil && !old.Deleted {
@@ -260,7 +294,25 @@ func (ix *Index) Put(p realize.Path, r *Record) error {
 		return err
 	}
 	ix.dirty = true
-	return ix.files.Put(PathKey(p), raw)
+	return ix.files.Put(key, raw)
+}
+
+func whereKey(blob realize.Hash, pathKey []byte) []byte {
+	return append(append(make([]byte, 0, len(blob)+len(pathKey)), blob[:]...), pathKey...)
+}
+
+// PathsOf lists the paths of this arena whose recorded content is blob:
+// where this peer can read those bytes without asking anyone.
+func (ix *Index) PathsOf(blob realize.Hash) []realize.Path {
+	if ix.ab == nil || ix.ab.Bucket(bucketWhere) == nil {
+		return nil
+	}
+	var out []realize.Path
+	c := ix.ab.Bucket(bucketWhere).Cursor()
+	for k, _ := c.Seek(blob[:]); k != nil && bytes.HasPrefix(k, blob[:]); k, _ = c.Next() {
+		out = append(out, KeyPath(k[len(blob):]))
+	}
+	return out
 }
 
 // Flush writes the counts and drops blob records nothing references any

@@ -18,16 +18,26 @@ import (
 type Change struct {
 	Op     realize.Op          // what the history entry says happened
 	Result realize.Alternative // what the path holds afterwards; Kind None removes it
+	// After a conflict: Own is the result's own version (Result.Version is
+	// the merge of the frontier) and Others the rest of the frontier.
+	Own    realize.VersionVector
+	Others []realize.Alternative
+	// Losers are the Others worth keeping (they hold something): recorded
+	// as conflicts, and a local one is moved aside rather than overwritten.
 	Losers []realize.Alternative
+	// Keep says the real path already holds Result (the local version won,
+	// or the remote one has the same content): only the record changes.
+	Keep bool
 	// Fill writes a file's bytes into f, from position 0. It must verify
 	// every block before writing it; Place checks the whole blob again.
 	Fill func(ctx context.Context, f *os.File) error
 }
 
-// Decider looks at the local version of a path and returns what to place,
-// or nil to leave the path alone. Place calls it under the arena's lock,
-// after recording any local change not yet recorded.
-type Decider func(local realize.Alternative) (*Change, error)
+// Decider looks at the local state of a path (its frontier: usually one
+// version) and returns what to place, or nil to leave the path alone.
+// Place calls it under the arena's lock, after recording any local change
+// not yet recorded.
+type Decider func(local []realize.Alternative) (*Change, error)
 
 // ErrLocalChange means the real file changed between the decision and the
 // moment of placing; the change was not placed. The next look at the path
@@ -62,9 +72,15 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	if err != nil {
 		return err
 	}
-	ch, err := decide(local.Alternative())
+	ch, err := decide(local.Frontier())
 	if err != nil || ch == nil {
 		return err
+	}
+	if ch.Keep {
+		if err := a.unchanged(path, local); err != nil {
+			return err
+		}
+		return a.commitPlaced(path, ch, local.Stat, Hashed{})
 	}
 	stat, hashed, err := a.materialize(ctx, path, local, ch)
 	if err != nil {
@@ -281,6 +297,58 @@ func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) err
 	return nil
 }
 
+// RecordConflicts records versions of path that lost a conflict somewhere
+// in the household. Every peer keeps the same list whatever it did with the
+// entry that carried them (applied it, or already had something newer):
+// the list shrinks only when a person resolves the conflict.
+func (a *Arena) RecordConflicts(path realize.Path, losers []realize.Alternative) error {
+	if len(losers) == 0 {
+		return nil
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err != nil {
+			return err
+		}
+		return ix.PutConflicts(path, losers)
+	})
+}
+
+// OpenBlob opens a local file whose recorded content is blob and which is
+// still what was recorded: a source of those bytes that needs no peer.
+// Conflict losers kept aside count too.
+func (a *Arena) OpenBlob(blob realize.Hash) (*os.File, error) {
+	var paths []realize.Path
+	err := a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err == nil {
+			paths = ix.PathsOf(blob)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		rec, err := a.record0(p)
+		if err != nil || !live(rec) || rec.Meta.Blob != blob {
+			continue
+		}
+		f, err := os.Open(a.abs(p))
+		if err != nil {
+			continue
+		}
+		if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && stillSame(rec.Stat, StatOf(info)) {
+			return f, nil
+		}
+		f.Close()
+	}
+	if p, ok := a.ConflictBytes(blob); ok {
+		return os.Open(p)
+	}
+	return nil, &realize.Error{Op: "open blob", Kind: realize.NotExist, Arena: a.name, Err: fmt.Errorf("no local copy of %s", blob.Short())}
+}
+
 // ConflictBytes returns where the bytes of a conflict loser are kept on
 // this peer, if they are.
 func (a *Arena) ConflictBytes(blob realize.Hash) (string, bool) {
@@ -297,7 +365,7 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 		if err != nil {
 			return err
 		}
-		if ch.Result.Meta.Kind == realize.KindFile {
+		if ch.Result.Meta.Kind == realize.KindFile && !ch.Keep {
 			// The block map is a function of the bytes: computed here
 			// while verifying, it is the same every peer computed.
 			if err := ix.PutBlob(h.Blob, h.Size, h.Blocks); err != nil {
@@ -305,9 +373,12 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 			}
 		}
 		rec := &Record{Meta: ch.Result.Meta, Stat: st, Version: ch.Result.Version, Origin: ch.Result.Origin,
-			Deleted: ch.Result.Meta.Kind == realize.KindNone}
+			Deleted: ch.Result.Meta.Kind == realize.KindNone, Own: ch.Own, Others: ch.Others}
 		e := &realize.Entry{Op: ch.Op, Path: path, Meta: ch.Result.Meta, Version: ch.Result.Version,
-			Origin: ch.Result.Origin, Losers: ch.Losers}
+			Origin: ch.Result.Origin}
+		if len(ch.Others) > 0 {
+			e.Op, e.Own, e.Losers = realize.OpConflict, ch.Own, ch.Others
+		}
 		if e.Origin.IsZero() {
 			e.Origin = a.self // never let Append re-stamp a decided version
 		}

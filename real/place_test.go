@@ -24,7 +24,7 @@ func remoteFile(content string, mtime int64, v realize.VersionVector) (realize.A
 
 func apply(t *testing.T, f *fixture, p realize.Path, op realize.Op, alt realize.Alternative, fill func(context.Context, *os.File) error, losers ...realize.Alternative) error {
 	t.Helper()
-	return f.arena.Place(t.Context(), p, func(local realize.Alternative) (*real.Change, error) {
+	return f.arena.Place(t.Context(), p, func([]realize.Alternative) (*real.Change, error) {
 		return &real.Change{Op: op, Result: alt, Fill: fill, Losers: losers}, nil
 	})
 }
@@ -107,7 +107,8 @@ func TestPlaceNeverOverwritesUnrecordedEdit(t *testing.T) {
 	f.write("doc.txt", "local edit, not yet scanned")
 	alt, fill := remoteFile("remote edit", 5, base.With(remote, 1))
 	var seen realize.Alternative
-	err := f.arena.Place(t.Context(), "doc.txt", func(local realize.Alternative) (*real.Change, error) {
+	err := f.arena.Place(t.Context(), "doc.txt", func(front []realize.Alternative) (*real.Change, error) {
+		local := front[0]
 		seen = local
 		if alt.Version.Compare(local.Version) != realize.After {
 			return nil, nil // concurrent now: consensus would resolve; here we just refuse
@@ -131,9 +132,18 @@ func TestPlaceMovesLocalLoserAside(t *testing.T) {
 	f.write("doc.txt", "mine")
 	f.scan()
 	mine := f.record("doc.txt").Alternative()
-	alt, fill := remoteFile("theirs", 9, mine.Version.Merge(realize.VersionVector{remote: 1}))
-	if err := apply(t, f, "doc.txt", realize.OpConflict, alt, fill, mine); err != nil {
+	theirs, fill := remoteFile("theirs", 9, realize.VersionVector{remote: 1})
+	merged := theirs
+	merged.Version = mine.Version.Merge(theirs.Version)
+	err := f.arena.Place(t.Context(), "doc.txt", func([]realize.Alternative) (*real.Change, error) {
+		return &real.Change{Op: realize.OpReplace, Result: merged, Own: theirs.Version, Fill: fill,
+			Others: []realize.Alternative{mine}, Losers: []realize.Alternative{mine}}, nil
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if r := f.record("doc.txt"); len(r.Others) != 1 || r.Own.Compare(theirs.Version) != realize.Equal {
+		t.Errorf("record frontier: own %v others %+v", r.Own, r.Others)
 	}
 	got, _ := os.ReadFile(filepath.Join(f.root, "doc.txt"))
 	kept, ok := f.arena.ConflictBytes(mine.Meta.Blob)

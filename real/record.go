@@ -78,12 +78,11 @@ func (a *Arena) structural(p *plan) []pending {
 	}
 	for _, r := range p.renames {
 		m := r.rec.Meta
-		e := &realize.Entry{Op: realize.OpRename, Path: r.to, From: r.from, Meta: m, Version: versionOf(r.old)}
+		e := &realize.Entry{Op: realize.OpRename, Path: r.to, From: r.from, Meta: m, Version: versionOf(r.old), FromVersion: r.rec.Version}
 		out = append(out, pending{entry: e, path: r.to, rec: &Record{Meta: m, Stat: r.stat}, fix: setVersion})
-		// The source becomes a tombstone dotted with the same sequence.
-		src := r.rec
+		// The source becomes a tombstone with the entry's FromVersion.
 		out = append(out, pending{path: r.from, rec: &Record{Deleted: true}, fix: func(e *realize.Entry, rec *Record) {
-			rec.Version, rec.Origin = src.Version.With(a.self, e.Seq), a.self
+			rec.Version, rec.Origin = e.FromVersion, e.Origin
 		}})
 	}
 	removals(false)

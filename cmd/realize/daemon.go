@@ -30,7 +30,7 @@ func daemonCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			logger, err := newLogger(e.stderr, cfg.Log, cmd.String("log-format"), cmd.String("log-level"))
+			logger, level, err := newLogger(e.stderr, cfg.Log, cmd.String("log-format"), cmd.String("log-level"))
 			if err != nil {
 				return err
 			}
@@ -40,18 +40,27 @@ func daemonCommand(e *env) *cli.Command {
 				<-ctx.Done()
 				stop() // a second signal now kills: an escape hatch if shutdown hangs
 			}()
-			return daemon.Run(ctx, cfg, logger, daemon.Options{Version: version()})
+			return daemon.Run(ctx, cfg, logger, daemon.Options{Version: version(), LogLevel: level})
 		},
 	}
 }
 
 // newLogger builds the daemon's slog logger; flags override the config.
-func newLogger(w io.Writer, lc config.Log, format, level string) (*slog.Logger, error) {
-	lvl := lc.Level
+// The level is returned when it follows the config (no --log-level), for
+// the daemon to change when the config file does.
+func newLogger(w io.Writer, lc config.Log, format, level string) (*slog.Logger, *slog.LevelVar, error) {
+	var live *slog.LevelVar
+	var lvl slog.Leveler
 	if level != "" {
-		if err := lvl.UnmarshalText([]byte(level)); err != nil {
-			return nil, usagef("daemon: --log-level %q: want debug, info, warn or error", level)
+		var fixed slog.Level
+		if err := fixed.UnmarshalText([]byte(level)); err != nil {
+			return nil, nil, usagef("daemon: --log-level %q: want debug, info, warn or error", level)
 		}
+		lvl = fixed
+	} else {
+		live = new(slog.LevelVar)
+		live.Set(lc.Level)
+		lvl = live
 	}
 	if format == "" {
 		format = lc.Format
@@ -59,9 +68,9 @@ func newLogger(w io.Writer, lc config.Log, format, level string) (*slog.Logger, 
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), live, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), live, nil
 	}
-	return nil, usagef("daemon: --log-format %q: want text or json", format)
+	return nil, nil, usagef("daemon: --log-format %q: want text or json", format)
 }

@@ -60,6 +60,7 @@ func newApp(e *env) *cli.Command {
 		Commands: []*cli.Command{
 			initCommand(e),
 			idCommand(e),
+			peerCommand(e),
 			daemonCommand(e),
 			statusCommand(e),
 			logCommand(e),

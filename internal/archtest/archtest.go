@@ -44,6 +44,7 @@ func Rules() []Rule {
 		{"internal/daemon", core("internal/control", "history", "real", "unreal", "household", "consensus", "nfs")},
 		{"internal/bench", core("history", "real", "unreal", "household", "consensus", "nfs")},
 		{"internal/e2e", nil},
+		{"internal/harness", core("history", "real", "unreal", "household", "consensus")},
 		{"internal/archtest", nil},
 		{"cmd/realize", core("internal/control", "internal/daemon", "history", "real", "unreal", "household", "consensus", "nfs")},
 	}

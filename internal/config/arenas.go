@@ -23,7 +23,7 @@ func (v *validator) peers(raw []filePeer) []Peer {
 		switch {
 		case rp.Name == "":
 			v.fail(at, field+".name", "required")
-		case len(rp.Name) > 64 || strings.IndexFunc(rp.Name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		case !validPeerName(rp.Name):
 			v.fail(at+".name", field+".name", "%q: peer names are up to 64 characters without spaces", rp.Name)
 		case names[rp.Name]:
 			v.fail(at+".name", field+".name", "another peer is already called %q", rp.Name)
@@ -46,6 +46,13 @@ func (v *validator) peers(raw []filePeer) []Peer {
 		out = append(out, p)
 	}
 	return out
+}
+
+// validPeerName is the rule for peer names (checked when loading and by
+// AddPeer): short, and one word, since `--peer NAME` and `peers = [...]`
+// refer to it.
+func validPeerName(name string) bool {
+	return len(name) <= 64 && strings.IndexFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) < 0
 }
 
 // relabel renames the field of the last problem if it was recorded under

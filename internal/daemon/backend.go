@@ -31,6 +31,15 @@ func newBackend(d *Daemon) control.Backend {
 	return &backend{d: d, cfg: d.cfg, db: d.db, self: d.id.ID(), log: history.New(d.id.ID(), nil, d.clock)}
 }
 
+// config returns the configuration in force: a running daemon follows
+// edits of its config file (peer names change without a restart).
+func (b *backend) config() *config.Config {
+	if b.d != nil {
+		return b.d.config()
+	}
+	return b.cfg
+}
+
 // NewOfflineBackend opens the data directory's database read-only, for
 // read-only commands while no daemon runs. The database lock makes this
 // fail with a Busy error while a daemon runs: the caller should then talk
@@ -56,7 +65,7 @@ func (b *backend) Status(ctx context.Context) (*control.StatusReport, error) {
 	} else {
 		rep.Daemon = control.DaemonStatus{Peer: b.self, Name: b.cfg.Name, DataDir: b.cfg.Data}
 	}
-	for _, ac := range b.cfg.Arenas {
+	for _, ac := range b.config().Arenas {
 		st, err := b.arenaStatus(ac)
 		if err != nil {
 			return nil, err
@@ -197,10 +206,11 @@ func (b *backend) peerMatches(sel string, p realize.PeerID) bool {
 }
 
 func (b *backend) peerName(p realize.PeerID) string {
+	cfg := b.config()
 	if p == b.self {
-		return b.cfg.Name
+		return cfg.Name
 	}
-	for _, pc := range b.cfg.Peers {
+	for _, pc := range cfg.Peers {
 		if pc.Key == p {
 			return pc.Name
 		}

@@ -37,6 +37,10 @@ type Options struct {
 	// Ready, if set, is called once the daemon answers on its control
 	// socket (tests use it instead of polling).
 	Ready func(socket string)
+	// LogLevel, if set, is the logger's level: the daemon sets it to the
+	// config's log.level whenever the config file changes. Leave it nil
+	// when a flag fixed the level.
+	LogLevel *slog.LevelVar
 }
 
 // Daemon is the running daemon's state, shared by the parts this package
@@ -51,7 +55,8 @@ type Daemon struct {
 	socket  string
 	pid     int
 	started time.Time
-	arenas  *arenas // see arenas.go
+	arenas  *arenas       // see arenas.go
+	conf    *configSource // the config in force; see reload.go and config()
 }
 
 // Run runs the daemon until ctx is done, then shuts it down cleanly within
@@ -74,6 +79,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	if err := d.open(ctx, &stack); err != nil {
 		return err
 	}
+	d.followConfig(ctx, &stack, opts.LogLevel)
 	ln, err := control.Listen(d.socket)
 	if err != nil {
 		return err
@@ -149,10 +155,10 @@ func (d *Daemon) daemonStatus() control.DaemonStatus {
 		Running: true,
 		PID:     d.pid,
 		Peer:    d.id.ID(),
-		Name:    d.cfg.Name,
+		Name:    d.config().Name,
 		Version: d.version,
 		Started: d.started,
-		DataDir: d.cfg.Data,
+		DataDir: d.config().Data,
 	}
 }
 

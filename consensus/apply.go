@@ -1,0 +1,141 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/real"
+)
+
+// Fetcher gets a blob's bytes from other peers. Implementations verify
+// every block against its hash before writing it.
+type Fetcher interface {
+	Fetch(ctx context.Context, arena realize.ArenaName, m realize.Meta, f *os.File) error
+}
+
+// Applier applies other peers' history entries to one arena's real
+// directory.
+type Applier struct {
+	Arena  *real.Arena
+	Fetch  Fetcher // nil: only local copies can fill files
+	Logger *slog.Logger
+}
+
+// maxAttempts bounds re-deciding when the local file keeps changing under
+// a placement; the entry is then left for the next pass.
+const maxAttempts = 3
+
+// Apply applies one entry from another peer's log (or relayed through
+// one). Entries must be applied in each log's order; entries of different
+// logs may interleave in any order: the outcome is the same.
+func (ap *Applier) Apply(ctx context.Context, e *realize.Entry) error {
+	// Losers named anywhere are listed everywhere, whatever this peer ends
+	// up deciding: the list is the same on every peer.
+	if err := ap.Arena.RecordConflicts(e.Path, keepable(e.Losers, e.Meta)); err != nil {
+		return err
+	}
+	switch e.Op {
+	case realize.OpRename:
+		// The destination first: its bytes may come from the source.
+		dst := realize.Alternative{Origin: e.Origin, Meta: e.Meta, Version: e.Version}
+		if err := ap.place(ctx, e.Path, []realize.Alternative{dst}); err != nil {
+			return err
+		}
+		return ap.place(ctx, e.From, []realize.Alternative{{Origin: e.Origin, Version: e.FromVersion}})
+	}
+	return ap.place(ctx, e.Path, Incoming(e))
+}
+
+// Incoming returns the versions of e.Path an entry carries: its own and,
+// for a conflict, the rest of the frontier it recorded.
+func Incoming(e *realize.Entry) []realize.Alternative {
+	a := realize.Alternative{Origin: e.Origin, Meta: e.Meta, Version: e.Version}
+	switch e.Op {
+	case realize.OpRemove, realize.OpRmdir:
+		a.Meta = realize.Meta{}
+	case realize.OpConflict:
+		a.Version = e.Own
+		return append([]realize.Alternative{a}, e.Losers...)
+	}
+	return []realize.Alternative{a}
+}
+
+// keepable filters a frontier's others down to those worth keeping.
+func keepable(others []realize.Alternative, winner realize.Meta) []realize.Alternative {
+	d := Decision{Result: realize.Alternative{Meta: winner}, Others: others}
+	return d.Losers()
+}
+
+func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []realize.Alternative) error {
+	var err error
+	for range maxAttempts {
+		err = ap.Arena.Place(ctx, path, func(local []realize.Alternative) (*real.Change, error) {
+			return ap.change(local, incoming), nil
+		})
+		if realize.KindOf(err) != realize.Changed {
+			return err
+		}
+	}
+	return err
+}
+
+// change turns a decision into what Place does.
+func (ap *Applier) change(local, incoming []realize.Alternative) *real.Change {
+	d := Decide(local, incoming)
+	if !d.Changed {
+		return nil
+	}
+	var shown realize.Alternative
+	if len(local) > 0 {
+		shown = local[0]
+	}
+	ch := &real.Change{Op: opFor(shown, d.Result), Result: d.Result, Others: d.Others, Losers: d.Losers()}
+	if d.Conflict() {
+		ch.Own = d.Own
+	}
+	if shown.Meta.Kind != realize.KindNone && sameContent(shown.Meta, d.Result.Meta) && shown.Meta.MTime == d.Result.Meta.MTime {
+		ch.Keep = true
+	} else if d.Result.Meta.Kind == realize.KindFile {
+		ch.Fill = ap.filler(d.Result.Meta)
+	}
+	return ch
+}
+
+// opFor names the change from local to result for the history entry.
+func opFor(local, result realize.Alternative) realize.Op {
+	switch {
+	case result.Meta.Kind == realize.KindNone && local.Meta.Kind == realize.KindDir:
+		return realize.OpRmdir
+	case result.Meta.Kind == realize.KindNone:
+		return realize.OpRemove
+	case result.Meta.Kind == realize.KindDir:
+		return realize.OpMkdir
+	case result.Meta.Kind == realize.KindSymlink:
+		return realize.OpSymlink
+	case local.Meta.Kind == realize.KindFile:
+		return realize.OpReplace
+	}
+	return realize.OpAdd
+}
+
+// filler returns the content source of a file: a local copy when there is
+// one (a rename, a copy, a conflict loser kept aside: no bytes travel),
+// else the household.
+func (ap *Applier) filler(m realize.Meta) func(ctx context.Context, f *os.File) error {
+	return func(ctx context.Context, f *os.File) error {
+		src, err := ap.Arena.OpenBlob(m.Blob)
+		if err == nil {
+			defer src.Close()
+			_, err = io.Copy(f, src)
+			return err
+		}
+		if ap.Fetch == nil {
+			return &realize.Error{Op: "fetch", Kind: realize.Unavailable, Arena: ap.Arena.Name(), Err: errors.New("no local copy and no peer to ask")}
+		}
+		return ap.Fetch.Fetch(ctx, ap.Arena.Name(), m, f)
+	}
+}

@@ -1,0 +1,321 @@
+// Package harness runs several Realize peers in one process for tests: each
+// with its own database, key and real directory, linked by an in-memory
+// network that can be partitioned and healed. History travels as the
+// protocol carries it (signed pages, relayed, verified with AppendRemote)
+// and files are placed by the consensus applier, so what converges here is
+// what converges between daemons; only the transport is replaced.
+package harness
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/consensus"
+	"github.com/realizefs/realize/history"
+	"github.com/realizefs/realize/internal/store"
+	"github.com/realizefs/realize/real"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Arena is the one arena every harness peer shares.
+const Arena realize.ArenaName = "shared"
+
+// Peer is one in-process peer.
+type Peer struct {
+	Index   int
+	ID      realize.PeerID
+	Root    string // the real directory
+	DB      *store.DB
+	Log     *history.Log
+	Arena   *real.Arena
+	applier *consensus.Applier
+	// Fetched counts bytes this peer got from other peers' files.
+	Fetched atomic.Int64
+}
+
+// Household is a set of peers and the links between them.
+type Household struct {
+	t      testing.TB
+	Peers  []*Peer
+	linked [][]bool
+}
+
+type signer struct{ priv ed25519.PrivateKey }
+
+func (s signer) ID() (p realize.PeerID)        { copy(p[:], s.priv.Public().(ed25519.PublicKey)); return p }
+func (s signer) Sign(m []byte) ([]byte, error) { return ed25519.Sign(s.priv, m), nil }
+
+// Verify checks a peer's signature (ed25519, as household.Verify).
+func Verify(p realize.PeerID, msg, sig []byte) bool { return ed25519.Verify(p[:], msg, sig) }
+
+// New starts n connected peers.
+func New(t testing.TB, n int) *Household {
+	h := &Household{t: t}
+	for i := 0; i < n; i++ {
+		h.Peers = append(h.Peers, h.newPeer(i))
+	}
+	h.Heal()
+	return h
+}
+
+func (h *Household) newPeer(i int) *Peer {
+	seed := make([]byte, ed25519.SeedSize)
+	seed[0], seed[1] = byte(i+1), 0x5a
+	s := signer{ed25519.NewKeyFromSeed(seed)}
+	dir := h.t.TempDir()
+	p := &Peer{Index: i, ID: s.ID(), Root: filepath.Join(dir, "real"), Log: history.New(s.ID(), s, nil)}
+	for _, d := range []string{p.Root, filepath.Join(dir, "data")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	db, err := store.Open(context.Background(), filepath.Join(dir, "data"), store.Options{Peer: s.ID()})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { db.Close() })
+	p.DB = db
+	p.Arena, err = real.NewArena(real.ArenaOptions{Name: Arena, Root: p.Root, DB: db, Log: p.Log, Self: p.ID, Workers: 2})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	p.applier = &consensus.Applier{Arena: p.Arena, Fetch: &fetcher{h: h, to: p}}
+	return p
+}
+
+// Partition splits the household: peers talk only within their group.
+func (h *Household) Partition(groups ...[]int) {
+	for i := range h.linked {
+		clear(h.linked[i])
+	}
+	for _, g := range groups {
+		for _, a := range g {
+			for _, b := range g {
+				h.linked[a][b] = true
+			}
+		}
+	}
+}
+
+// Heal links every peer with every other.
+func (h *Household) Heal() {
+	h.linked = make([][]bool, len(h.Peers))
+	for i := range h.linked {
+		h.linked[i] = make([]bool, len(h.Peers))
+		for j := range h.linked[i] {
+			h.linked[i][j] = true
+		}
+	}
+}
+
+// Linked tells whether two peers can talk.
+func (h *Household) Linked(a, b int) bool { return a != b && h.linked[a][b] }
+
+// Scan makes every peer record its local changes.
+func (h *Household) Scan(ctx context.Context) error {
+	for _, p := range h.Peers {
+		if err := p.Arena.ScanAll(ctx); err != nil {
+			return fmt.Errorf("peer %d: %w", p.Index, err)
+		}
+	}
+	return nil
+}
+
+// Converge scans, then exchanges history between linked peers until a
+// round changes nothing (at most maxRounds rounds).
+func (h *Household) Converge(ctx context.Context, maxRounds int) error {
+	if err := h.Scan(ctx); err != nil {
+		return err
+	}
+	for round := 0; round < maxRounds; round++ {
+		moved := false
+		for _, to := range h.Peers {
+			for _, from := range h.Peers {
+				if !h.Linked(from.Index, to.Index) {
+					continue
+				}
+				n, err := h.pull(ctx, from, to)
+				if err != nil {
+					return fmt.Errorf("peer %d from %d: %w", to.Index, from.Index, err)
+				}
+				moved = moved || n > 0
+			}
+			applied, err := h.applyPending(ctx, to)
+			if err != nil {
+				return fmt.Errorf("peer %d applying: %w", to.Index, err)
+			}
+			moved = moved || applied > 0
+		}
+		if !moved {
+			return nil
+		}
+	}
+	return fmt.Errorf("no convergence after %d rounds", maxRounds)
+}
+
+// pull copies every log `from` holds (its own and relayed ones) that `to`
+// lacks entries of, page by page, verified.
+func (h *Household) pull(ctx context.Context, from, to *Peer) (int, error) {
+	var ids []history.LogID
+	if err := from.DB.View(func(tx *bolt.Tx) (err error) { ids, err = from.Log.Logs(tx); return err }); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		if id.Peer == to.ID {
+			continue
+		}
+		for {
+			var next uint64
+			to.DB.View(func(tx *bolt.Tx) error {
+				head, err := to.Log.Head(tx, id.Arena, id.Peer)
+				next = head.Seq + 1
+				return err
+			})
+			var page *history.Page
+			err := from.DB.View(func(tx *bolt.Tx) (err error) { page, err = from.Log.ReadPage(tx, id.Arena, id.Peer, next); return err })
+			if err != nil || page == nil {
+				if err != nil {
+					return n, err
+				}
+				break
+			}
+			var fresh []*realize.Entry
+			err = to.DB.Update(func(tx *bolt.Tx) (err error) { fresh, err = to.Log.AppendRemote(tx, page, Verify); return err })
+			if err != nil {
+				return n, err
+			}
+			if len(fresh) == 0 {
+				break
+			}
+			n += len(fresh)
+		}
+	}
+	return n, nil
+}
+
+// applyPending applies every stored, not yet applied entry of other
+// peers' logs, log by log in order, advancing each log's applied cursor.
+// An entry whose bytes no linked peer has stays pending for a later round.
+func (h *Household) applyPending(ctx context.Context, p *Peer) (int, error) {
+	var ids []history.LogID
+	if err := p.DB.View(func(tx *bolt.Tx) (err error) { ids, err = p.Log.Logs(tx); return err }); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		if id.Peer == p.ID {
+			continue
+		}
+		k, err := h.applyLog(ctx, p, id)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (h *Household) applyLog(ctx context.Context, p *Peer, id history.LogID) (int, error) {
+	var entries []*realize.Entry
+	err := p.DB.View(func(tx *bolt.Tx) error {
+		from := p.Log.Applied(tx, id.Arena, id.Peer) + 1
+		return p.Log.Scan(tx, id.Arena, id.Peer, from, func(e *realize.Entry, _ realize.Hash) error {
+			entries = append(entries, e)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, e := range entries {
+		if err := p.applier.Apply(ctx, e); err != nil {
+			if realize.KindOf(err) != realize.Unavailable {
+				return i, fmt.Errorf("entry %d (%s %s): %w", e.Seq, e.Op, e.Path, err)
+			}
+			// No linked peer has these bytes. If a later version of the
+			// path is known, they were replaced and nobody needs them: skip.
+			// Otherwise wait for a peer that has them.
+			if sup, err := superseded(p, e); err != nil || !sup {
+				return i, err
+			}
+		}
+		if err := p.DB.Update(func(tx *bolt.Tx) error { return p.Log.SetApplied(tx, id.Arena, id.Peer, e.Seq) }); err != nil {
+			return i, err
+		}
+	}
+	return len(entries), nil
+}
+
+// superseded tells whether any log p holds has a version of e's path that
+// causally follows e's. (The daemon will keep this as the household
+// listing, the latest known version of every path; scanning the logs is
+// good enough for tests.)
+func superseded(p *Peer, e *realize.Entry) (bool, error) {
+	found := false
+	err := p.DB.View(func(tx *bolt.Tx) error {
+		ids, err := p.Log.Logs(tx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			err := p.Log.Scan(tx, id.Arena, id.Peer, 0, func(o *realize.Entry, _ realize.Hash) error {
+				v := o.Version
+				if o.Path != e.Path && o.From == e.Path {
+					v = o.FromVersion
+				} else if o.Path != e.Path {
+					return nil
+				}
+				if v.Compare(e.Version) == realize.After {
+					found = true
+					return history.ErrStop
+				}
+				return nil
+			})
+			if err != nil || found {
+				return err
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
+// fetcher copies a blob's bytes from a linked peer that has them locally.
+type fetcher struct {
+	h  *Household
+	to *Peer
+}
+
+func (f *fetcher) Fetch(ctx context.Context, arena realize.ArenaName, m realize.Meta, dst *os.File) error {
+	for _, from := range f.h.Peers {
+		if !f.h.Linked(from.Index, f.to.Index) {
+			continue
+		}
+		src, err := from.Arena.OpenBlob(m.Blob)
+		if err != nil {
+			continue
+		}
+		n, err := io.Copy(dst, src)
+		src.Close()
+		f.to.Fetched.Add(n)
+		if err == nil {
+			return nil
+		}
+		if _, serr := dst.Seek(0, io.SeekStart); serr != nil {
+			return serr
+		}
+		if terr := dst.Truncate(0); terr != nil {
+			return terr
+		}
+	}
+	return &realize.Error{Op: "fetch", Kind: realize.Unavailable, Arena: arena, Err: errors.New("no linked peer has the bytes")}
+}
