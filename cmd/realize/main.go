@@ -64,6 +64,7 @@ func newApp(e *env) *cli.Command {
 			daemonCommand(e),
 			statusCommand(e),
 			logCommand(e),
+			conflictsCommand(e),
 			versionCommand(e),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {

@@ -25,6 +25,24 @@ type Backend interface {
 	Log(ctx context.Context, q LogQuery, emit func(*LogRecord) error) error
 	// Verify checks the hash chains and signed heads of the logs matching q.
 	Verify(ctx context.Context, q LogQuery) (*VerifyReport, error)
+	// Conflicts lists the versions kept aside after conflicts, in one
+	// arena or (empty name) all.
+	Conflicts(ctx context.Context, arena realize.ArenaName) ([]ConflictRecord, error)
+}
+
+// ConflictRecord is one version of a path that lost a conflict and is kept
+// until someone resolves it. With --json it is printed as is.
+type ConflictRecord struct {
+	Arena      realize.ArenaName `json:"arena"`
+	Path       realize.Path      `json:"path"`
+	Origin     realize.PeerID    `json:"origin"` // who made this version
+	OriginName string            `json:"origin_name,omitempty"`
+	Kind       string            `json:"kind"`
+	Hash       *realize.Hash     `json:"hash,omitempty"`
+	Size       *int64            `json:"size,omitempty"`
+	MTime      time.Time         `json:"mtime,omitzero"`
+	Target     string            `json:"target,omitempty"`
+	Local      bool              `json:"local"` // its bytes are kept on this peer
 }
 
 // LogQuery selects history entries. Zero values select everything.

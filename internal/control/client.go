@@ -95,6 +95,15 @@ func (c *Client) Verify(ctx context.Context, q LogQuery) (*VerifyReport, error) 
 	return &rep, nil
 }
 
+// Conflicts asks the daemon for the conflict losers it keeps.
+func (c *Client) Conflicts(ctx context.Context, arena realize.ArenaName) ([]ConflictRecord, error) {
+	var recs []ConflictRecord
+	if err := c.call(ctx, http.MethodPost, pathConfl, LogQuery{Arena: arena}, &recs); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
 // Log streams the entries matching q to emit, oldest first. An error from
 // emit stops the stream and is returned.
 func (c *Client) Log(ctx context.Context, q LogQuery, emit func(*LogRecord) error) error {

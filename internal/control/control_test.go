@@ -59,6 +59,14 @@ func (f *fakeBackend) Verify(ctx context.Context, q LogQuery) (*VerifyReport, er
 	return &VerifyReport{OK: false, Logs: []LogVerification{{Arena: "docs", Entries: 2, OK: false, Problem: "entry 2: bad prev hash"}}}, nil
 }
 
+func (f *fakeBackend) Conflicts(ctx context.Context, arena realize.ArenaName) ([]ConflictRecord, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	size := int64(3)
+	return []ConflictRecord{{Arena: "docs", Path: "a.txt", Kind: "file", Hash: &realize.Hash{1}, Size: &size, Local: true}}, nil
+}
+
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // serve starts a server for b on a socket under a fresh data dir and
@@ -192,6 +200,10 @@ func TestStatusAndErrors(t *testing.T) {
 	}
 	if !rep.Daemon.Running || rep.Daemon.PID != 42 || len(rep.Arenas) != 1 || rep.Arenas[0].Files != 3 {
 		t.Errorf("status: %+v", rep)
+	}
+	cs, err := c.Conflicts(t.Context(), "docs")
+	if err != nil || len(cs) != 1 || cs[0].Path != "a.txt" || *cs[0].Size != 3 || !cs[0].Local {
+		t.Errorf("conflicts: %+v, %v", cs, err)
 	}
 	peer := realize.PeerID{1, 2, 3}
 	b.err = &realize.Error{Op: "verify log", Kind: realize.Busy, Arena: "docs", Path: "a/b", Peer: peer, Err: errors.New("locked")}

@@ -33,6 +33,7 @@ func NewServer(b Backend, logger *slog.Logger) *Server {
 	mux.HandleFunc("GET "+pathStatus, s.status)
 	mux.HandleFunc("POST "+pathLog, s.log)
 	mux.HandleFunc("POST "+pathVerify, s.verify)
+	mux.HandleFunc("POST "+pathConfl, s.conflicts)
 	s.http = &http.Server{
 		Handler:           s.checkVersion(mux),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -117,6 +118,23 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.reply(w, rep)
+}
+
+func (s *Server) conflicts(w http.ResponseWriter, r *http.Request) {
+	q, err := readQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	recs, err := s.backend.Conflicts(r.Context(), q.Arena)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if recs == nil {
+		recs = []ConflictRecord{}
+	}
+	s.reply(w, recs)
 }
 
 // log streams records as NDJSON. Headers go out with the first record, so

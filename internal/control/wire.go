@@ -18,6 +18,7 @@ const (
 	pathStatus = "/v1/status"
 	pathLog    = "/v1/log"
 	pathVerify = "/v1/verify"
+	pathConfl  = "/v1/conflicts"
 )
 
 // wireError is a *realize.Error as JSON. The client rebuilds the same
