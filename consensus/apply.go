@@ -130,6 +130,9 @@ func (ap *Applier) filler(m realize.Meta) func(ctx context.Context, f *os.File) 
 		src, err := ap.Arena.OpenBlob(m.Blob)
 		if err == nil {
 			defer src.Close()
+			if err := f.Truncate(0); err != nil { // f may hold part of an earlier transfer
+				return err
+			}
 			_, err = io.Copy(f, src)
 			return err
 		}

@@ -185,15 +185,17 @@ func (a *Arena) swap(abs, tmp string, m realize.Meta) error {
 // nothing), with the exec bit and mtime already set.
 func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (string, Hashed, error) {
 	m := ch.Result.Meta
-	name := a.tempName(path)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	// One temporary file per blob and directory, kept when a transfer is
+	// cut short: the next attempt finds the blocks it already has.
+	name := filepath.Join(filepath.Dir(a.abs(path)), TempPrefix+m.Blob.String())
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return "", Hashed{}, a.placeErr(path, realize.IO, err)
 	}
-	ok := false
+	ok, resumable := false, false
 	defer func() {
 		f.Close()
-		if !ok {
+		if !ok && !resumable {
 			os.Remove(name)
 		}
 	}()
@@ -201,6 +203,8 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 		return "", Hashed{}, a.placeErr(path, realize.Invalid, errors.New("no content source"))
 	}
 	if err := ch.Fill(ctx, f); err != nil {
+		k := realize.KindOf(err)
+		resumable = k == realize.Unavailable || k == realize.Canceled || ctx.Err() != nil
 		return "", Hashed{}, err
 	}
 	mode := os.FileMode(0o644)

@@ -11,10 +11,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 
 	"github.com/realizefs/realize"
@@ -37,8 +35,15 @@ type Peer struct {
 	Log     *history.Log
 	Arena   *real.Arena
 	applier *consensus.Applier
-	// Fetched counts bytes this peer got from other peers' files.
-	Fetched atomic.Int64
+	// Stats counts bytes this peer received from other peers.
+	Stats consensus.FetchStats
+}
+
+// Fetched returns the bytes this peer received from other peers.
+func (p *Peer) Fetched() int64 {
+	p.Stats.Lock()
+	defer p.Stats.Unlock()
+	return p.Stats.Received
 }
 
 // Household is a set of peers and the links between them.
@@ -87,7 +92,7 @@ func (h *Household) newPeer(i int) *Peer {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	p.applier = &consensus.Applier{Arena: p.Arena, Fetch: &fetcher{h: h, to: p}}
+	p.applier = &consensus.Applier{Arena: p.Arena, Fetch: &consensus.BlockFetcher{Source: &source{h: h, to: p}, Stats: &p.Stats}}
 	return p
 }
 
@@ -289,33 +294,44 @@ func superseded(p *Peer, e *realize.Entry) (bool, error) {
 	return found, err
 }
 
-// fetcher copies a blob's bytes from a linked peer that has them locally.
-type fetcher struct {
+// source serves blocks from the linked peers' real directories, through
+// the same verified reads the household server uses.
+type source struct {
 	h  *Household
 	to *Peer
 }
 
-func (f *fetcher) Fetch(ctx context.Context, arena realize.ArenaName, m realize.Meta, dst *os.File) error {
-	for _, from := range f.h.Peers {
-		if !f.h.Linked(from.Index, f.to.Index) {
-			continue
-		}
-		src, err := from.Arena.OpenBlob(m.Blob)
-		if err != nil {
-			continue
-		}
-		n, err := io.Copy(dst, src)
-		src.Close()
-		f.to.Fetched.Add(n)
-		if err == nil {
-			return nil
-		}
-		if _, serr := dst.Seek(0, io.SeekStart); serr != nil {
-			return serr
-		}
-		if terr := dst.Truncate(0); terr != nil {
-			return terr
+func (s *source) peer(id realize.PeerID) *Peer {
+	for _, p := range s.h.Peers {
+		if p.ID == id && s.h.Linked(p.Index, s.to.Index) {
+			return p
 		}
 	}
-	return &realize.Error{Op: "fetch", Kind: realize.Unavailable, Arena: arena, Err: errors.New("no linked peer has the bytes")}
+	return nil
+}
+
+func (s *source) Sources(realize.ArenaName) []realize.PeerID {
+	var out []realize.PeerID
+	for _, p := range s.h.Peers {
+		if s.h.Linked(p.Index, s.to.Index) {
+			out = append(out, p.ID)
+		}
+	}
+	return out
+}
+
+func (s *source) BlockMap(_ context.Context, id realize.PeerID, _ realize.ArenaName, blob realize.Hash) (realize.BlockMap, error) {
+	p := s.peer(id)
+	if p == nil {
+		return nil, errors.New("not linked")
+	}
+	return p.Arena.BlockMap(blob)
+}
+
+func (s *source) ReadBlocks(ctx context.Context, id realize.PeerID, _ realize.ArenaName, blob realize.Hash, first, n int, fn func(int, []byte) error) error {
+	p := s.peer(id)
+	if p == nil {
+		return errors.New("not linked")
+	}
+	return p.Arena.ReadBlocks(ctx, blob, first, n, fn)
 }

@@ -51,12 +51,12 @@ func TestThreePeersReplicate(t *testing.T) {
 	// An edit on b, a rename on c, a delete on a: all propagate.
 	write(t, b, "docs/readme.txt", "hello, edited")
 	converge(t, h)
-	before := a.Fetched.Load() + b.Fetched.Load()
+	before := a.Fetched() + b.Fetched()
 	if err := os.Rename(filepath.Join(c.Root, "docs"), filepath.Join(c.Root, "papers")); err != nil {
 		t.Fatal(err)
 	}
 	converge(t, h)
-	if after := a.Fetched.Load() + b.Fetched.Load(); after != before {
+	if after := a.Fetched() + b.Fetched(); after != before {
 		t.Errorf("a rename moved %d bytes between peers", after-before)
 	}
 	os.Remove(filepath.Join(a.Root, "papers/readme.txt"))

@@ -1,0 +1,245 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/realizefs/realize"
+	"github.com/zeebo/blake3"
+)
+
+// BlockSource is what the fetcher needs from the network: who may have a
+// blob, its block map, and ranges of its blocks. The household implements
+// it over QUIC; tests implement it in memory.
+type BlockSource interface {
+	// Sources lists the peers to ask for blocks of arena, best first.
+	Sources(arena realize.ArenaName) []realize.PeerID
+	// BlockMap asks peer for a blob's block map.
+	BlockMap(ctx context.Context, peer realize.PeerID, arena realize.ArenaName, blob realize.Hash) (realize.BlockMap, error)
+	// ReadBlocks asks peer for n blocks of a blob from block index first,
+	// calling fn with each block's bytes in order (data is only valid
+	// during the call).
+	ReadBlocks(ctx context.Context, peer realize.PeerID, arena realize.ArenaName, blob realize.Hash, first, n int, fn func(i int, data []byte) error) error
+}
+
+// BlockFetcher fetches a blob block by block from whichever peers have
+// it, several runs in flight, verifying every block against its hash
+// before writing it. A peer that sends a bad block is not asked for that
+// block again; another peer is. Blocks already in the destination (a
+// transfer resumed after a drop or a restart) are verified and kept.
+type BlockFetcher struct {
+	Source BlockSource
+	// InFlight is the number of concurrent block runs (default 4).
+	InFlight int
+	// RunBlocks is the number of blocks asked for per request (default 8).
+	RunBlocks int
+	// Stats, if set, counts bytes received and bytes reused.
+	Stats *FetchStats
+}
+
+// FetchStats counts what fetching moved.
+type FetchStats struct {
+	sync.Mutex
+
+	Received int64 // bytes received from peers (verified)
+	Reused   int64 // bytes already present and verified
+	Rejected int64 // blocks that failed verification
+}
+
+func (s *FetchStats) add(received, reused, rejected int64) {
+	if s == nil {
+		return
+	}
+	s.Lock()
+	s.Received += received
+	s.Reused += reused
+	s.Rejected += rejected
+	s.Unlock()
+}
+
+// Fetch implements Fetcher.
+func (bf *BlockFetcher) Fetch(ctx context.Context, arena realize.ArenaName, m realize.Meta, f *os.File) error {
+	peers := bf.Source.Sources(arena)
+	if len(peers) == 0 {
+		return &realize.Error{Op: "fetch", Kind: realize.Unavailable, Arena: arena, Err: errors.New("no peer connected")}
+	}
+	blocks, err := bf.blockMap(ctx, peers, arena, m)
+	if err != nil {
+		return err
+	}
+	offsets := make([]int64, len(blocks)+1)
+	for i, b := range blocks {
+		offsets[i+1] = offsets[i] + int64(b.Size)
+	}
+	if err := f.Truncate(m.Size); err != nil {
+		return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
+	}
+	missing := bf.present(f, blocks, offsets)
+	return bf.fetchMissing(ctx, peers, arena, m.Blob, blocks, offsets, missing, f)
+}
+
+// blockMap asks the peers in turn for the block map, and accepts one only
+// if its sizes add up to the blob's (the bytes are checked block by block,
+// and the whole blob once more when placed).
+func (bf *BlockFetcher) blockMap(ctx context.Context, peers []realize.PeerID, arena realize.ArenaName, m realize.Meta) (realize.BlockMap, error) {
+	var last error
+	for _, p := range peers {
+		bm, err := bf.Source.BlockMap(ctx, p, arena, m.Blob)
+		if err != nil {
+			last = err
+			continue
+		}
+		var sum int64
+		for _, b := range bm {
+			sum += int64(b.Size)
+		}
+		if sum == m.Size {
+			return bm, nil
+		}
+		last = fmt.Errorf("peer %s sent a block map of %d bytes for a %d-byte blob", p.Short(), sum, m.Size)
+	}
+	return nil, &realize.Error{Op: "fetch block map", Kind: realize.Unavailable, Arena: arena, Err: last}
+}
+
+// present returns the indexes of blocks the destination does not already
+// hold (verified by hash).
+func (bf *BlockFetcher) present(f *os.File, blocks realize.BlockMap, offsets []int64) []int {
+	var missing []int
+	buf := make([]byte, 0, 1<<20)
+	var reused int64
+	for i, b := range blocks {
+		buf = buf[:b.Size]
+		if _, err := f.ReadAt(buf, offsets[i]); err == nil && realize.Hash(blake3.Sum256(buf)) == b.Hash {
+			reused += int64(b.Size)
+			continue
+		}
+		missing = append(missing, i)
+	}
+	bf.Stats.add(0, reused, 0)
+	return missing
+}
+
+// run is a range of consecutive missing blocks asked for in one request.
+type run struct{ first, n int }
+
+func runs(missing []int, max int) []run {
+	var out []run
+	for _, i := range missing {
+		if l := len(out) - 1; l >= 0 && out[l].first+out[l].n == i && out[l].n < max {
+			out[l].n++
+			continue
+		}
+		out = append(out, run{i, 1})
+	}
+	return out
+}
+
+func (bf *BlockFetcher) fetchMissing(ctx context.Context, peers []realize.PeerID, arena realize.ArenaName, blob realize.Hash,
+	blocks realize.BlockMap, offsets []int64, missing []int, f *os.File) error {
+	inFlight, per := bf.InFlight, bf.RunBlocks
+	if inFlight <= 0 {
+		inFlight = 4
+	}
+	if per <= 0 {
+		per = 8
+	}
+	work := make(chan run)
+	errs := make(chan error, inFlight)
+	var wg sync.WaitGroup
+	for w := 0; w < inFlight; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for r := range work {
+				if err := bf.fetchRun(ctx, peers, w, arena, blob, blocks, offsets, r, f); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	var err error
+feed:
+	for _, r := range runs(missing, per) {
+		select {
+		case work <- r:
+		case err = <-errs:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errs:
+		default:
+		}
+	}
+	return err
+}
+
+// fetchRun gets one run of blocks, trying peers in turn (starting at a
+// different one per worker, to spread the load). Blocks a peer got wrong
+// are asked of the next peer.
+func (bf *BlockFetcher) fetchRun(ctx context.Context, peers []realize.PeerID, w int, arena realize.ArenaName, blob realize.Hash,
+	blocks realize.BlockMap, offsets []int64, r run, f *os.File) error {
+	todo := map[int]bool{}
+	for i := r.first; i < r.first+r.n; i++ {
+		todo[i] = true
+	}
+	var last error
+	for k := 0; k < len(peers) && len(todo) > 0; k++ {
+		peer := peers[(w+k)%len(peers)]
+		first, n := span(todo)
+		err := bf.Source.ReadBlocks(ctx, peer, arena, blob, first, n, func(i int, data []byte) error {
+			if !todo[i] {
+				return nil
+			}
+			if i < 0 || i >= len(blocks) || len(data) != int(blocks[i].Size) || realize.Hash(blake3.Sum256(data)) != blocks[i].Hash {
+				bf.Stats.add(0, 0, 1)
+				return errBadBlock // invariant 3: never write unverified bytes
+			}
+			if _, err := f.WriteAt(data, offsets[i]); err != nil {
+				return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
+			}
+			bf.Stats.add(int64(len(data)), 0, 0)
+			delete(todo, i)
+			return nil
+		})
+		if realize.KindOf(err) == realize.IO || errors.Is(err, context.Canceled) {
+			return err
+		}
+		if err != nil {
+			last = fmt.Errorf("peer %s: %w", peer.Short(), err)
+		}
+	}
+	if len(todo) > 0 {
+		return &realize.Error{Op: "fetch", Kind: realize.Unavailable, Arena: arena,
+			Err: fmt.Errorf("%d blocks of %s from no peer: %v", len(todo), blob.Short(), last)}
+	}
+	return nil
+}
+
+var errBadBlock = errors.New("block does not match its hash")
+
+// span returns the smallest run covering the blocks still to do.
+func span(todo map[int]bool) (first, n int) {
+	first, last := -1, -1
+	for i := range todo {
+		if first < 0 || i < first {
+			first = i
+		}
+		if i > last {
+			last = i
+		}
+	}
+	return first, last - first + 1
+}
+
+var _ Fetcher = (*BlockFetcher)(nil)
