@@ -20,7 +20,6 @@ import (
 	"github.com/realizefs/realize/history"
 	"github.com/realizefs/realize/internal/store"
 	"github.com/realizefs/realize/real"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Arena is the one arena every harness peer shares.
@@ -34,7 +33,7 @@ type Peer struct {
 	DB      *store.DB
 	Log     *history.Log
 	Arena   *real.Arena
-	applier *consensus.Applier
+	repl    *consensus.Replicator
 	// Stats counts bytes this peer received from other peers.
 	Stats consensus.FetchStats
 }
@@ -92,7 +91,8 @@ func (h *Household) newPeer(i int) *Peer {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	p.applier = &consensus.Applier{Arena: p.Arena, Fetch: &consensus.BlockFetcher{Source: &source{h: h, to: p}, Stats: &p.Stats}}
+	applier := &consensus.Applier{Arena: p.Arena, Fetch: &consensus.BlockFetcher{Source: &source{h: h, to: p}, Stats: &p.Stats}}
+	p.repl = &consensus.Replicator{DB: db, Log: p.Log, Self: p.ID, Arena: Arena, Applier: applier, Verify: Verify}
 	return p
 }
 
@@ -147,13 +147,13 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 				if !h.Linked(from.Index, to.Index) {
 					continue
 				}
-				n, err := h.pull(ctx, from, to)
+				n, err := to.repl.Pull(ctx, consensus.LocalSource{DB: from.DB, Log: from.Log})
 				if err != nil {
 					return fmt.Errorf("peer %d from %d: %w", to.Index, from.Index, err)
 				}
 				moved = moved || n > 0
 			}
-			applied, err := h.applyPending(ctx, to)
+			applied, err := to.repl.ApplyPending(ctx)
 			if err != nil {
 				return fmt.Errorf("peer %d applying: %w", to.Index, err)
 			}
@@ -164,134 +164,6 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 		}
 	}
 	return fmt.Errorf("no convergence after %d rounds", maxRounds)
-}
-
-// pull copies every log `from` holds (its own and relayed ones) that `to`
-// lacks entries of, page by page, verified.
-func (h *Household) pull(ctx context.Context, from, to *Peer) (int, error) {
-	var ids []history.LogID
-	if err := from.DB.View(func(tx *bolt.Tx) (err error) { ids, err = from.Log.Logs(tx); return err }); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		if id.Peer == to.ID {
-			continue
-		}
-		for {
-			var next uint64
-			to.DB.View(func(tx *bolt.Tx) error {
-				head, err := to.Log.Head(tx, id.Arena, id.Peer)
-				next = head.Seq + 1
-				return err
-			})
-			var page *history.Page
-			err := from.DB.View(func(tx *bolt.Tx) (err error) { page, err = from.Log.ReadPage(tx, id.Arena, id.Peer, next); return err })
-			if err != nil || page == nil {
-				if err != nil {
-					return n, err
-				}
-				break
-			}
-			var fresh []*realize.Entry
-			err = to.DB.Update(func(tx *bolt.Tx) (err error) { fresh, err = to.Log.AppendRemote(tx, page, Verify); return err })
-			if err != nil {
-				return n, err
-			}
-			if len(fresh) == 0 {
-				break
-			}
-			n += len(fresh)
-		}
-	}
-	return n, nil
-}
-
-// applyPending applies every stored, not yet applied entry of other
-// peers' logs, log by log in order, advancing each log's applied cursor.
-// An entry whose bytes no linked peer has stays pending for a later round.
-func (h *Household) applyPending(ctx context.Context, p *Peer) (int, error) {
-	var ids []history.LogID
-	if err := p.DB.View(func(tx *bolt.Tx) (err error) { ids, err = p.Log.Logs(tx); return err }); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		if id.Peer == p.ID {
-			continue
-		}
-		k, err := h.applyLog(ctx, p, id)
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-func (h *Household) applyLog(ctx context.Context, p *Peer, id history.LogID) (int, error) {
-	var entries []*realize.Entry
-	err := p.DB.View(func(tx *bolt.Tx) error {
-		from := p.Log.Applied(tx, id.Arena, id.Peer) + 1
-		return p.Log.Scan(tx, id.Arena, id.Peer, from, func(e *realize.Entry, _ realize.Hash) error {
-			entries = append(entries, e)
-			return nil
-		})
-	})
-	if err != nil {
-		return 0, err
-	}
-	for i, e := range entries {
-		if err := p.applier.Apply(ctx, e); err != nil {
-			if realize.KindOf(err) != realize.Unavailable {
-				return i, fmt.Errorf("entry %d (%s %s): %w", e.Seq, e.Op, e.Path, err)
-			}
-			// No linked peer has these bytes. If a later version of the
-			// path is known, they were replaced and nobody needs them: skip.
-			// Otherwise wait for a peer that has them.
-			if sup, err := superseded(p, e); err != nil || !sup {
-				return i, err
-			}
-		}
-		if err := p.DB.Update(func(tx *bolt.Tx) error { return p.Log.SetApplied(tx, id.Arena, id.Peer, e.Seq) }); err != nil {
-			return i, err
-		}
-	}
-	return len(entries), nil
-}
-
-// superseded tells whether any log p holds has a version of e's path that
-// causally follows e's. (The daemon will keep this as the household
-// listing, the latest known version of every path; scanning the logs is
-// good enough for tests.)
-func superseded(p *Peer, e *realize.Entry) (bool, error) {
-	found := false
-	err := p.DB.View(func(tx *bolt.Tx) error {
-		ids, err := p.Log.Logs(tx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			err := p.Log.Scan(tx, id.Arena, id.Peer, 0, func(o *realize.Entry, _ realize.Hash) error {
-				v := o.Version
-				if o.Path != e.Path && o.From == e.Path {
-					v = o.FromVersion
-				} else if o.Path != e.Path {
-					return nil
-				}
-				if v.Compare(e.Version) == realize.After {
-					found = true
-					return history.ErrStop
-				}
-				return nil
-			})
-			if err != nil || found {
-				return err
-			}
-		}
-		return nil
-	})
-	return found, err
 }
 
 // source serves blocks from the linked peers' real directories, through

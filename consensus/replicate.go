@@ -1,0 +1,223 @@
+package consensus
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/history"
+	"github.com/realizefs/realize/internal/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// LogHead names a log a peer offers and how far it goes.
+type LogHead struct {
+	Peer realize.PeerID // the log's author
+	Seq  uint64
+}
+
+// LogSource is one peer's offer of history for an arena: the logs it holds
+// (its own and those it relays) and pages of them. The household
+// implements it over QUIC; the test harness in memory.
+type LogSource interface {
+	Logs(ctx context.Context, arena realize.ArenaName) ([]LogHead, error)
+	// Page returns entries of a log from sequence number from, ending at a
+	// checkpoint, or nil when there is nothing new. A Kind NotExist error
+	// means the entries were trimmed: catch up by snapshot.
+	Page(ctx context.Context, arena realize.ArenaName, author realize.PeerID, from uint64) (*history.Page, error)
+}
+
+// Replicator keeps this peer's copies of the household's logs of one
+// arena and applies them to its real directory.
+type Replicator struct {
+	DB      *store.DB
+	Log     *history.Log
+	Self    realize.PeerID
+	Arena   realize.ArenaName
+	Applier *Applier
+	Verify  history.Verifier
+}
+
+// Pull stores every entry src offers that this peer lacks, verified page
+// by page against each log's author. It returns the number of new entries.
+func (r *Replicator) Pull(ctx context.Context, src LogSource) (int, error) {
+	heads, err := src.Logs(ctx, r.Arena)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, h := range heads {
+		if h.Peer == r.Self {
+			continue // never take one's own log from others
+		}
+		k, err := r.pullLog(ctx, src, h)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (r *Replicator) pullLog(ctx context.Context, src LogSource, h LogHead) (int, error) {
+	n := 0
+	for {
+		have, err := r.head(h.Peer)
+		if err != nil || have >= h.Seq {
+			return n, err
+		}
+		page, err := src.Page(ctx, r.Arena, h.Peer, have+1)
+		if err != nil || page == nil {
+			return n, err
+		}
+		var fresh []*realize.Entry
+		err = r.DB.Update(func(tx *bolt.Tx) (err error) {
+			fresh, err = r.Log.AppendRemote(tx, page, r.Verify)
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		if len(fresh) == 0 {
+			return n, nil
+		}
+		n += len(fresh)
+	}
+}
+
+func (r *Replicator) head(author realize.PeerID) (uint64, error) {
+	var seq uint64
+	err := r.DB.View(func(tx *bolt.Tx) error {
+		h, err := r.Log.Head(tx, r.Arena, author)
+		seq = h.Seq
+		return err
+	})
+	return seq, err
+}
+
+// ApplyPending applies the stored entries of other peers' logs that are
+// not applied yet, each log in order, advancing each log's applied cursor.
+// An entry whose bytes no reachable peer has is skipped when a later
+// version of its path is known (nobody needs those bytes any more) and
+// otherwise left pending, with the rest of its log, for a later call.
+func (r *Replicator) ApplyPending(ctx context.Context) (int, error) {
+	var ids []history.LogID
+	if err := r.DB.View(func(tx *bolt.Tx) (err error) { ids, err = r.Log.Logs(tx); return err }); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		if id.Peer == r.Self || id.Arena != r.Arena {
+			continue
+		}
+		k, err := r.applyLog(ctx, id.Peer)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, error) {
+	var entries []*realize.Entry
+	err := r.DB.View(func(tx *bolt.Tx) error {
+		from := r.Log.Applied(tx, r.Arena, author) + 1
+		return r.Log.Scan(tx, r.Arena, author, from, func(e *realize.Entry, _ realize.Hash) error {
+			entries = append(entries, e)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, e := range entries {
+		if err := r.Applier.Apply(ctx, e); err != nil {
+			if realize.KindOf(err) != realize.Unavailable {
+				return i, fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err)
+			}
+			if sup, err := r.superseded(e); err != nil || !sup {
+				return i, err
+			}
+		}
+		if err := r.DB.Update(func(tx *bolt.Tx) error { return r.Log.SetApplied(tx, r.Arena, author, e.Seq) }); err != nil {
+			return i, err
+		}
+	}
+	return len(entries), nil
+}
+
+// superseded tells whether any stored log has a version of e's path that
+// causally follows e's. It reads every log: the household listing (a later
+// step) will answer it from an index.
+func (r *Replicator) superseded(e *realize.Entry) (bool, error) {
+	found := false
+	err := r.DB.View(func(tx *bolt.Tx) error {
+		ids, err := r.Log.Logs(tx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if id.Arena != r.Arena {
+				continue
+			}
+			err := r.Log.Scan(tx, id.Arena, id.Peer, 0, func(o *realize.Entry, _ realize.Hash) error {
+				v := o.Version
+				switch {
+				case o.Path == e.Path:
+				case o.From == e.Path:
+					v = o.FromVersion
+				default:
+					return nil
+				}
+				if v.Compare(e.Version) == realize.After {
+					found = true
+					return history.ErrStop
+				}
+				return nil
+			})
+			if err != nil || found {
+				return err
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
+// LocalSource offers this peer's own stored logs as a LogSource: what a
+// serving peer hands out, and what the in-process harness connects.
+type LocalSource struct {
+	DB  *store.DB
+	Log *history.Log
+}
+
+// Logs lists the logs stored for arena with their heads.
+func (s LocalSource) Logs(_ context.Context, arena realize.ArenaName) ([]LogHead, error) {
+	var out []LogHead
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		ids, err := s.Log.Logs(tx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if id.Arena != arena {
+				continue
+			}
+			h, err := s.Log.Head(tx, arena, id.Peer)
+			if err != nil {
+				return err
+			}
+			out = append(out, LogHead{Peer: id.Peer, Seq: h.Seq})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Page reads a page of a stored log.
+func (s LocalSource) Page(_ context.Context, arena realize.ArenaName, author realize.PeerID, from uint64) (*history.Page, error) {
+	var p *history.Page
+	err := s.DB.View(func(tx *bolt.Tx) (err error) { p, err = s.Log.ReadPage(tx, arena, author, from); return err })
+	return p, err
+}
