@@ -27,13 +27,13 @@ const Arena realize.ArenaName = "shared"
 
 // Peer is one in-process peer.
 type Peer struct {
-	Index   int
-	ID      realize.PeerID
-	Root    string // the real directory
-	DB      *store.DB
-	Log     *history.Log
-	Arena   *real.Arena
-	repl    *consensus.Replicator
+	Index int
+	ID    realize.PeerID
+	Root  string // the real directory
+	DB    *store.DB
+	Log   *history.Log
+	Arena *real.Arena
+	repl  *consensus.Replicator
 	// Stats counts bytes this peer received from other peers.
 	Stats consensus.FetchStats
 }
