@@ -10,17 +10,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// LogHead names a log a peer offers and how far it goes.
-type LogHead struct {
-	Peer realize.PeerID // the log's author
-	Seq  uint64
-}
-
 // LogSource is one peer's offer of history for an arena: the logs it holds
 // (its own and those it relays) and pages of them. The household
 // implements it over QUIC; the test harness in memory.
 type LogSource interface {
-	Logs(ctx context.Context, arena realize.ArenaName) ([]LogHead, error)
+	Logs(ctx context.Context, arena realize.ArenaName) ([]history.LogHead, error)
 	// Page returns entries of a log from sequence number from, ending at a
 	// checkpoint, or nil when there is nothing new. A Kind NotExist error
 	// means the entries were trimmed: catch up by snapshot.
@@ -59,7 +53,7 @@ func (r *Replicator) Pull(ctx context.Context, src LogSource) (int, error) {
 	return n, nil
 }
 
-func (r *Replicator) pullLog(ctx context.Context, src LogSource, h LogHead) (int, error) {
+func (r *Replicator) pullLog(ctx context.Context, src LogSource, h history.LogHead) (int, error) {
 	n := 0
 	for {
 		have, err := r.head(h.Peer)
@@ -193,8 +187,8 @@ type LocalSource struct {
 }
 
 // Logs lists the logs stored for arena with their heads.
-func (s LocalSource) Logs(_ context.Context, arena realize.ArenaName) ([]LogHead, error) {
-	var out []LogHead
+func (s LocalSource) Logs(_ context.Context, arena realize.ArenaName) ([]history.LogHead, error) {
+	var out []history.LogHead
 	err := s.DB.View(func(tx *bolt.Tx) error {
 		ids, err := s.Log.Logs(tx)
 		if err != nil {
@@ -208,7 +202,7 @@ func (s LocalSource) Logs(_ context.Context, arena realize.ArenaName) ([]LogHead
 			if err != nil {
 				return err
 			}
-			out = append(out, LogHead{Peer: id.Peer, Seq: h.Seq})
+			out = append(out, history.LogHead{Peer: id.Peer, Seq: h.Seq})
 		}
 		return nil
 	})

@@ -21,6 +21,12 @@ type Page struct {
 	Head    []byte         // EncodeHead of the checkpoint at the last entry
 }
 
+// LogHead names a log a peer offers, and how far it goes.
+type LogHead struct {
+	Peer realize.PeerID // the log's author
+	Seq  uint64
+}
+
 // MaxPageEntries bounds a page; it is at least CheckpointEvery so that a
 // page always reaches a checkpoint.
 const MaxPageEntries = 4 * CheckpointEvery
