@@ -79,6 +79,7 @@ type Log struct {
 	signer realize.Signer // nil for read-only use
 	clock  realize.Clock
 	codec  *Codec
+	notify notifier
 }
 
 // New returns a Log for this peer. signer may be nil for read-only use.
@@ -116,6 +117,7 @@ func (l *Log) Append(tx *bolt.Tx, arena realize.ArenaName, entries []*realize.En
 		return err
 	}
 	eb := b.Bucket(bucketEntries)
+	l.signalOnCommit(tx, arena)
 	now := l.clock.Now().UnixNano()
 	for _, e := range entries {
 		e.Seq, e.Arena, e.Peer, e.Prev = head.Seq+1, arena, l.self, head.Hash

@@ -126,6 +126,7 @@ func (l *Log) AppendRemote(tx *bolt.Tx, p *Page, verify Verifier) ([]*realize.En
 			return nil, err
 		}
 	}
+	l.signalOnCommit(tx, p.Arena)
 	eb := b.Bucket(bucketEntries)
 	for i, e := range fresh {
 		if err := eb.Put(store.SeqKey(e.Seq), p.Entries[len(p.Entries)-len(fresh)+i]); err != nil {

@@ -1,6 +1,7 @@
 package history_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/realizefs/realize"
@@ -132,4 +133,39 @@ func TestCatchUpAfterTrim(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestChangedSignalsAfterCommit(t *testing.T) {
+	a := newSigner(41)
+	db := openDB(t, a.ID())
+	l := history.New(a.ID(), a, nil)
+	ch := l.Changed("docs")
+	select {
+	case <-ch:
+		t.Fatal("signalled before any change")
+	default:
+	}
+	other := l.Changed("other")
+	appendN(t, db, l, "docs", 1)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("not signalled after a commit")
+	}
+	select {
+	case <-other:
+		t.Fatal("another arena was signalled")
+	default:
+	}
+	// A rolled back transaction signals nothing.
+	ch = l.Changed("docs")
+	db.Update(func(tx *bolt.Tx) error {
+		l.Append(tx, "docs", []*realize.Entry{fileEntry("x", 1)})
+		return errors.New("roll back")
+	})
+	select {
+	case <-ch:
+		t.Fatal("signalled on rollback")
+	default:
+	}
 }

@@ -10,21 +10,30 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// BlockMap returns the block map of a blob this peer holds.
+// BlockMap returns the block map of a blob this peer holds in this arena.
+// Blob records are shared by all arenas of a peer, so the blob must be
+// used by a path of this arena (or kept as one of its conflict losers):
+// a peer that knows a hash from elsewhere learns nothing of an arena not
+// shared with it.
 func (a *Arena) BlockMap(blob realize.Hash) (realize.BlockMap, error) {
 	var blocks realize.BlockMap
-	var refs uint64
+	inArena := false
 	err := a.db.View(func(tx *bolt.Tx) error {
 		ix, err := OpenIndex(tx, a.name)
-		if err == nil {
-			_, refs, blocks, err = ix.Blob(blob)
+		if err != nil {
+			return err
 		}
+		inArena = len(ix.PathsOf(blob)) > 0
+		_, _, blocks, err = ix.Blob(blob)
 		return err
 	})
-	if err == nil && refs == 0 {
-		err = &realize.Error{Op: "block map", Kind: realize.NotExist, Arena: a.name, Err: fmt.Errorf("no blob %s here", blob.Short())}
+	if err != nil {
+		return nil, err
 	}
-	return blocks, err
+	if _, kept := a.ConflictBytes(blob); !inArena && !kept || blocks == nil && !kept {
+		return nil, &realize.Error{Op: "block map", Kind: realize.NotExist, Arena: a.name, Err: fmt.Errorf("no blob %s here", blob.Short())}
+	}
+	return blocks, nil
 }
 
 // ReadBlocks reads n blocks of a blob from a local copy, from block index

@@ -27,7 +27,8 @@ func startArenas(ctx context.Context, d *Daemon) (*arenas, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	as := &arenas{failed: map[realize.ArenaName]error{}, cancel: cancel}
 	hasher := real.NewHasher()
-	log := history.New(d.id.ID(), d.id, d.clock)
+	d.hist = history.New(d.id.ID(), d.id, d.clock)
+	log := d.hist
 	for _, ac := range d.cfg.Arenas {
 		a, err := real.NewArena(real.ArenaOptions{
 			Name: ac.Name, Root: ac.Dir, DB: d.db, Log: log, Self: d.id.ID(),

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/history"
 	"github.com/realizefs/realize/household"
 	"github.com/realizefs/realize/internal/config"
 	"github.com/realizefs/realize/internal/control"
@@ -57,6 +58,8 @@ type Daemon struct {
 	started time.Time
 	arenas  *arenas       // see arenas.go
 	conf    *configSource // the config in force; see reload.go and config()
+	hist    *history.Log  // one instance, so commit notifications reach every watcher
+	net     *network      // peers and sync; see network.go
 }
 
 // Run runs the daemon until ctx is done, then shuts it down cleanly within
@@ -90,6 +93,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		return err
 	}
 	stack.push("stop arenas", d.arenas.stop)
+	if d.net, err = startNetwork(ctx, d); err != nil {
+		return err
+	}
+	stack.push("stop network", d.net.stop)
 	srv := control.NewServer(newBackend(d), logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

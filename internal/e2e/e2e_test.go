@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 // peer is one realize installation in temporary directories.
 type peer struct {
 	t      *testing.T
+	name   string
+	id     string // public key, hex
+	listen string
 	config string
 	data   string
 	arena  string // the real directory of arena "home"
@@ -47,14 +50,24 @@ type peer struct {
 	exited chan struct{}
 }
 
-func newPeer(t *testing.T) *peer {
+func newPeer(t *testing.T) *peer { return newNamedPeer(t, "e2e", "") }
+
+// newNamedPeer makes a peer called name; listen "" makes it deaf.
+func newNamedPeer(t *testing.T, name, listen string) *peer {
 	t.Helper()
 	base := t.TempDir()
-	p := &peer{t: t, config: filepath.Join(base, "config.toml"), data: filepath.Join(base, "data"), arena: filepath.Join(base, "home")}
+	p := &peer{t: t, name: name, listen: listen, config: filepath.Join(base, "config.toml"), data: filepath.Join(base, "data"), arena: filepath.Join(base, "home")}
 	if err := os.Mkdir(p.arena, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p.mustRun("init", "--name", "e2e", "--data", p.data, "--arena", "home="+p.arena)
+	args := []string{"init", "--name", name, "--data", p.data, "--arena", "home=" + p.arena}
+	if listen == "" {
+		args = append(args, "--deaf")
+	} else {
+		args = append(args, "--listen", listen)
+	}
+	p.mustRun(args...)
+	p.id = strings.TrimSpace(p.mustRun("id"))
 	return p
 }
 
