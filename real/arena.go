@@ -267,18 +267,28 @@ func (a *Arena) ScanPaths(ctx context.Context, dirs, files []realize.Path) error
 	defer a.scanMu.Unlock()
 	p := &plan{}
 	for _, d := range dirs {
-		if d.IsRoot() || !a.ignored(d, true) {
+		if d.IsRoot() || !a.ignored(d, true) && a.isRealDir(d) {
 			if err := a.diffDir(ctx, d, false, p); err != nil {
 				return err
 			}
 		}
 	}
 	for _, f := range files {
+		if a.noSymlinkAbove(f) != nil {
+			continue // reached through a symlinked directory: not ours
+		}
 		if err := a.checkFile(f, p); err != nil {
 			return err
 		}
 	}
 	return a.record(ctx, p)
+}
+
+// isRealDir tells whether d is a directory (not a symlink to one) with no
+// symlink above it: the only kind of directory a diff may read.
+func (a *Arena) isRealDir(d realize.Path) bool {
+	info, err := os.Lstat(a.abs(d))
+	return err == nil && info.IsDir() && a.noSymlinkAbove(d) == nil
 }
 
 // Counts returns the arena's totals from the index.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/realizefs/realize"
@@ -56,11 +57,16 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	}
 	a.scanMu.Lock()
 	defer a.scanMu.Unlock()
+	if err := a.noSymlinkAbove(path); err != nil {
+		return err
+	}
 	// Anything changed locally and not yet recorded is recorded first, so
 	// the decision sees it.
 	p := &plan{}
-	if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
-		return err
+	if a.isRealDir(path.Dir()) {
+		if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
+			return err
+		}
 	}
 	if err := a.checkFile(path, p); err != nil {
 		return err
@@ -106,8 +112,8 @@ func (a *Arena) record0(path realize.Path) (*Record, error) {
 // for a file, its verified content identity.
 func (a *Arena) materialize(ctx context.Context, path realize.Path, local *Record, ch *Change) (st Stat, h Hashed, err error) {
 	abs := a.abs(path)
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		return st, h, a.placeErr(path, realize.IO, err)
+	if err := a.safeParents(path); err != nil {
+		return st, h, err
 	}
 	m := ch.Result.Meta
 	var tmp string
@@ -148,6 +154,56 @@ func (a *Arena) materialize(ctx context.Context, path realize.Path, local *Recor
 		return st, h, a.placeErr(path, realize.IO, err)
 	}
 	return StatOf(info), h, nil
+}
+
+// safeParents makes sure every directory above path is a real directory
+// inside the arena, creating missing ones one level at a time. A parent
+// that is a symlink is refused: writing through it could land anywhere
+// (invariant 6 — a peer that sends a symlink "d" -> "/etc" and then a file
+// "d/passwd" must not reach /etc).
+func (a *Arena) safeParents(path realize.Path) error {
+	dir := a.root
+	parts := strings.Split(string(path.Dir()), "/")
+	if path.Dir().IsRoot() {
+		parts = nil
+	}
+	for _, name := range parts {
+		dir = filepath.Join(dir, name)
+		info, err := os.Lstat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return a.placeErr(path, realize.IO, err)
+			}
+			continue
+		case err != nil:
+			return a.placeErr(path, realize.IO, err)
+		case info.Mode()&fs.ModeSymlink != 0:
+			return a.placeErr(path, realize.Invalid, fmt.Errorf("%s is a symlink: not written through", filepath.Base(dir)))
+		case !info.IsDir():
+			return a.placeErr(path, realize.Changed, fmt.Errorf("%s is not a directory", filepath.Base(dir)))
+		}
+	}
+	return nil
+}
+
+// noSymlinkAbove checks that no existing directory above path is a
+// symlink. Lstat and ReadDir follow symlinks in the parent components of a
+// path, so this is checked before the scanner looks at a path it was told
+// about rather than one it reached by walking.
+func (a *Arena) noSymlinkAbove(path realize.Path) error {
+	dir := a.root
+	for _, name := range strings.Split(string(path), "/")[:strings.Count(string(path), "/")] {
+		dir = filepath.Join(dir, name)
+		info, err := os.Lstat(dir)
+		if err != nil {
+			return nil // missing: nothing to follow
+		}
+		if !info.IsDir() {
+			return a.placeErr(path, realize.Invalid, fmt.Errorf("%s is a symlink or a file, not a directory", filepath.Base(dir)))
+		}
+	}
+	return nil
 }
 
 // swap makes abs hold m: the temporary file or symlink renamed over it, a

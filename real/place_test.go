@@ -166,3 +166,50 @@ func TestPlaceMovesLocalLoserAside(t *testing.T) {
 	}
 	checkConsistent(t, f)
 }
+
+// TestPlaceNeverWritesThroughSymlinks: a symlinked directory inside the
+// arena (made locally or sent by a peer) is never a way out of it.
+func TestPlaceNeverWritesThroughSymlinks(t *testing.T) {
+	f := newFixture(t)
+	outside := t.TempDir()
+	link := realize.Alternative{Origin: remote, Version: realize.VersionVector{remote: 1}, Meta: realize.Meta{Kind: realize.KindSymlink, Target: outside}}
+	if err := apply(t, f, "escape", realize.OpSymlink, link, nil); err != nil {
+		t.Fatal(err)
+	}
+	alt, fill := remoteFile("pwned", 1, realize.VersionVector{remote: 2})
+	err := apply(t, f, "escape/victim.txt", realize.OpAdd, alt, fill)
+	if realize.KindOf(err) != realize.Invalid {
+		t.Fatalf("write through a symlink: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("something was written outside the arena: %v", ents)
+	}
+	err = apply(t, f, "escape/victim.txt", realize.OpRemove, realize.Alternative{Origin: remote, Version: realize.VersionVector{remote: 3}}, nil)
+	if realize.KindOf(err) != realize.Invalid {
+		t.Fatalf("remove through a symlink: %v", err)
+	}
+}
+
+// TestScanNeverReadsThroughSymlinkedDirs: a watcher event or a placement
+// naming a path under a symlinked directory does not index what lies
+// outside the arena.
+func TestScanNeverReadsThroughSymlinkedDirs(t *testing.T) {
+	f := newFixture(t)
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("not yours"), 0o644)
+	os.Symlink(outside, filepath.Join(f.root, "door"))
+	f.scan()
+	if err := f.arena.ScanPaths(t.Context(), []realize.Path{"door"}, []realize.Path{"door/secret"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.record("door/secret"); r != nil {
+		t.Fatalf("indexed a file outside the arena: %+v", r)
+	}
+	alt, fill := remoteFile("x", 1, realize.VersionVector{remote: 1})
+	if err := apply(t, f, "door/secret", realize.OpReplace, alt, fill); realize.KindOf(err) != realize.Invalid {
+		t.Fatalf("placing through a symlinked dir: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(outside, "secret")); string(got) != "not yours" {
+		t.Fatal("outside file changed")
+	}
+}
