@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -127,6 +128,36 @@ func printStatus(p *printer, rep *control.StatusReport, now time.Time) {
 	}
 	for _, a := range rep.Arenas {
 		printArena(p, &a, now)
+	}
+	printPeerStatus(p, rep.Peers, now)
+}
+
+// printPeerStatus lists the household as this daemon sees it.
+func printPeerStatus(p *printer, peers []control.PeerStatus, now time.Time) {
+	if len(peers) == 0 {
+		p.Printf("\nno peers (add one with: realize peer add NAME KEY [HOST:PORT])\n")
+		return
+	}
+	p.Printf("\npeers\n")
+	for _, ps := range peers {
+		addr := ps.Address
+		if addr == "" {
+			addr = "(deaf)"
+		}
+		state := "not connected"
+		switch {
+		case ps.Connected:
+			state = "connected " + since(now, ps.Since) + " via " + ps.RemoteAddr
+			if ps.Lag > 0 {
+				state += fmt.Sprintf(", %d entries behind", ps.Lag)
+			}
+		case !ps.LastSeen.IsZero():
+			state += ", last seen " + since(now, ps.LastSeen) + " ago"
+		}
+		p.Printf("  %-12s %s  %-21s %s\n", ps.Name, ps.Peer.Short(), addr, state)
+		if !ps.Connected && ps.LastError != "" {
+			p.Printf("  %-12s last error: %s\n", "", ps.LastError)
+		}
 	}
 }
 

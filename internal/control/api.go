@@ -96,6 +96,22 @@ type LogVerification struct {
 type StatusReport struct {
 	Daemon DaemonStatus  `json:"daemon"`
 	Arenas []ArenaStatus `json:"arenas"`
+	Peers  []PeerStatus  `json:"peers"`
+}
+
+// PeerStatus describes one configured peer as this daemon sees it.
+type PeerStatus struct {
+	Name       string         `json:"name"`
+	Peer       realize.PeerID `json:"peer"`
+	Address    string         `json:"address,omitempty"` // configured; empty: deaf (it dials us)
+	Connected  bool           `json:"connected"`
+	RemoteAddr string         `json:"remote_addr,omitempty"`
+	Since      time.Time      `json:"since,omitzero"`     // connected since
+	LastSeen   time.Time      `json:"last_seen,omitzero"` // last time connected
+	LastError  string         `json:"last_error,omitempty"`
+	// Lag is how many history entries the peer announced that this peer
+	// has not stored yet (0 when in sync or not connected).
+	Lag uint64 `json:"lag"`
 }
 
 // DaemonStatus describes the running process.

@@ -61,10 +61,16 @@ func NewOfflineBackend(ctx context.Context, cfg *config.Config) (b control.Backe
 
 // Status reports the daemon (when running) and every configured arena.
 func (b *backend) Status(ctx context.Context) (*control.StatusReport, error) {
-	rep := &control.StatusReport{Arenas: []control.ArenaStatus{}}
+	rep := &control.StatusReport{Arenas: []control.ArenaStatus{}, Peers: []control.PeerStatus{}}
 	if b.d != nil {
 		rep.Daemon = b.d.daemonStatus()
+		if b.d.net != nil {
+			rep.Peers = b.d.net.status()
+		}
 	} else {
+		for _, p := range b.config().Peers {
+			rep.Peers = append(rep.Peers, control.PeerStatus{Name: p.Name, Peer: p.Key, Address: p.Address})
+		}
 		rep.Daemon = control.DaemonStatus{Peer: b.self, Name: b.cfg.Name, DataDir: b.cfg.Data}
 	}
 	for _, ac := range b.config().Arenas {

@@ -9,6 +9,7 @@ import (
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/consensus"
 	"github.com/realizefs/realize/history"
+	"github.com/realizefs/realize/internal/control"
 	"github.com/realizefs/realize/household"
 	bolt "go.etcd.io/bbolt"
 )
@@ -227,4 +228,20 @@ func (n *network) applyLoop(arena realize.ArenaName, s *arenaSync) {
 			log.Debug("applied history", "entries", k)
 		}
 	}
+}
+
+// status reports every configured peer.
+func (n *network) status() []control.PeerStatus {
+	out := []control.PeerStatus{}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, st := range n.host.Status() {
+		ps := control.PeerStatus{Name: st.Name, Peer: st.ID, Address: st.Address, Connected: st.Connected,
+			RemoteAddr: st.RemoteAddr, Since: st.Since, LastSeen: st.LastSeen, LastError: st.LastError}
+		for _, lag := range n.lag[st.ID] {
+			ps.Lag += lag
+		}
+		out = append(out, ps)
+	}
+	return out
 }

@@ -196,6 +196,11 @@ type status struct {
 		LastScan    time.Time `json:"last_scan"`
 		Scanning    bool      `json:"scanning"`
 	} `json:"arenas"`
+	Peers []struct {
+		Name      string `json:"name"`
+		Connected bool   `json:"connected"`
+		Address   string `json:"address"`
+	} `json:"peers"`
 }
 
 func (p *peer) status() status {

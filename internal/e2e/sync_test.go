@@ -62,6 +62,11 @@ func TestDaemonsReplicate(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(c.arena, "media", "empty")); err != nil || !fi.IsDir() {
 		t.Fatalf("empty directory not replicated to c: %v", err)
 	}
+	// B sees both peers connected (C dialled it: C is deaf).
+	st := b.status()
+	if len(st.Peers) != 2 || !st.Peers[0].Connected || !st.Peers[1].Connected {
+		t.Fatalf("status peers on b: %+v", st.Peers)
+	}
 	// An edit on the deaf peer travels back to A through B.
 	os.WriteFile(filepath.Join(c.arena, "small.txt"), []byte("edited on charlie\n"), 0o644)
 	waitFile(t, a, "small.txt", []byte("edited on charlie\n"), 20*time.Second)
