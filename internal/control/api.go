@@ -141,6 +141,11 @@ type ArenaStatus struct {
 	Watching     bool              `json:"watching"`          // fsnotify active (else rescans only)
 	Skipped      []SkippedPath     `json:"skipped,omitempty"` // paths that could not be indexed
 	Error        string            `json:"error,omitempty"`   // why the arena is not being indexed
+	// Bytes fetched from peers since the daemon started, and bytes found
+	// already present (resumed transfers, local copies of blocks).
+	ReceivedBytes  int64 `json:"received_bytes"`
+	ReusedBytes    int64 `json:"reused_bytes"`
+	RejectedBlocks int64 `json:"rejected_blocks"` // blocks a peer sent that failed verification
 }
 
 // SkippedPath is a path the indexer could not record, and why.

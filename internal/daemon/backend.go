@@ -91,6 +91,9 @@ func (b *backend) arenaStatus(ac config.Arena) (control.ArenaStatus, error) {
 			out.Error = err.Error()
 		}
 		live = b.d.arenas.get(ac.Name)
+		if b.d.net != nil {
+			out.ReceivedBytes, out.ReusedBytes, out.RejectedBlocks = b.d.net.transfers(ac.Name)
+		}
 	}
 	err := b.db.View(func(tx *bolt.Tx) error {
 		ix, err := real.OpenIndex(tx, ac.Name)

@@ -245,3 +245,14 @@ func (n *network) status() []control.PeerStatus {
 	}
 	return out
 }
+
+// transfers returns an arena's fetch counters.
+func (n *network) transfers(arena realize.ArenaName) (received, reused, rejected int64) {
+	s, ok := n.syncs[arena]
+	if !ok {
+		return 0, 0, 0
+	}
+	s.stats.Lock()
+	defer s.stats.Unlock()
+	return s.stats.Received, s.stats.Reused, s.stats.Rejected
+}

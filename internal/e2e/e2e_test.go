@@ -195,6 +195,8 @@ type status struct {
 		PendingHash int64     `json:"pending_hash"`
 		LastScan    time.Time `json:"last_scan"`
 		Scanning    bool      `json:"scanning"`
+		Received    int64     `json:"received_bytes"`
+		Reused      int64     `json:"reused_bytes"`
 	} `json:"arenas"`
 	Peers []struct {
 		Name      string `json:"name"`
