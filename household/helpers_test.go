@@ -18,14 +18,14 @@ import (
 
 // Test message types.
 const (
-	msgEcho   MsgType = 0x10 // Call: the request back
-	msgCount  MsgType = 0x11 // Stream: N messages
-	msgArena  MsgType = 0x12 // Call: an arena's "data", after RequireArena
-	msgSlow   MsgType = 0x13 // blocks until the caller gives up
-	msgPanic  MsgType = 0x14 // the handler panics
-	msgFail   MsgType = 0x15 // fails with the kind asked for
-	msgBig    MsgType = 0x16 // tries to send a response over the limit
-	msgClient MsgType = 0x17 // registered without a handler
+	msgEcho   MsgType = 0x7f10 // Call: the request back
+	msgCount  MsgType = 0x7f11 // Stream: N messages
+	msgArena  MsgType = 0x7f12 // Call: an arena's "data", after RequireArena
+	msgSlow   MsgType = 0x7f13 // blocks until the caller gives up
+	msgPanic  MsgType = 0x7f14 // the handler panics
+	msgFail   MsgType = 0x7f15 // fails with the kind asked for
+	msgBig    MsgType = 0x7f16 // tries to send a response over the limit
+	msgClient MsgType = 0x7f17 // registered without a handler
 )
 
 type echoMsg struct {

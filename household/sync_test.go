@@ -1,0 +1,105 @@
+package household
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/history"
+	"github.com/realizefs/realize/internal/store"
+	"github.com/realizefs/realize/real"
+	"github.com/zeebo/blake3"
+)
+
+// syncNode gives node a an indexed arena per name, each with one file, and
+// registers the sync handlers over them.
+func syncNode(t *testing.T, n *node, arenas ...realize.ArenaName) map[realize.ArenaName]realize.Hash {
+	t.Helper()
+	db, err := store.Open(t.Context(), t.TempDir(), store.Options{Peer: n.ident.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := history.New(n.ident.ID(), n.ident, nil)
+	byName := map[realize.ArenaName]*real.Arena{}
+	blobs := map[realize.ArenaName]realize.Hash{}
+	for _, name := range arenas {
+		root := t.TempDir()
+		content := []byte("content of " + string(name))
+		os.WriteFile(filepath.Join(root, "f.txt"), content, 0o644)
+		a, err := real.NewArena(real.ArenaOptions{Name: name, Root: root, DB: db, Log: log, Self: n.ident.ID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.ScanAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		byName[name], blobs[name] = a, blake3.Sum256(content)
+	}
+	if err := RegisterSync(n.mux, &SyncData{DB: db, Log: log, Arena: func(a realize.ArenaName) *real.Arena { return byName[a] }}); err != nil {
+		t.Fatal(err)
+	}
+	return blobs
+}
+
+// TestSyncServesOnlySharedArenas: a known peer asking for an arena that is
+// not shared with it gets a Permission error and no data, whatever the
+// message; a blob of an unshared arena cannot be had through a shared one.
+func TestSyncServesOnlySharedArenas(t *testing.T) {
+	a, b := newNode(t, "a", true), newNode(t, "b", true)
+	blobs := syncNode(t, a, "open", "secret")
+	syncNode(t, b) // a caller registers the types too: it bounds their responses
+	a.start()
+	b.start()
+	a.know(b)
+	b.know(a)
+	a.share(b, "open")           // a keeps "secret" to itself
+	b.share(a, "open", "secret") // b would like both
+	for _, n := range []*node{a, b} {
+		if err := n.host.Reconcile(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := connected(t, b, a)
+	waitFor(t, 5e9, "hello", func() bool { return len(c.SharedArenas()) == 1 })
+	src, blk := PeerSource{Conn: c}, Blocks{Host: b.host}
+	ctx := t.Context()
+
+	heads, err := src.Logs(ctx, "open")
+	if err != nil || len(heads) != 1 || heads[0].Seq == 0 {
+		t.Fatalf("open logs: %v %v", heads, err)
+	}
+	page, err := src.Page(ctx, "open", a.ident.ID(), 1)
+	if err != nil || page == nil || len(page.Entries) == 0 {
+		t.Fatalf("open page: %v %v", page, err)
+	}
+	var got []byte
+	err = blk.ReadBlocks(ctx, a.ident.ID(), "open", blobs["open"], 0, 1, func(_ int, d []byte) error { got = append(got, d...); return nil })
+	if err != nil || string(got) != "content of open" {
+		t.Fatalf("open blocks: %q %v", got, err)
+	}
+
+	for name, call := range map[string]func() error{
+		"logs":      func() error { _, err := src.Logs(ctx, "secret"); return err },
+		"page":      func() error { _, err := src.Page(ctx, "secret", a.ident.ID(), 1); return err },
+		"block map": func() error { _, err := blk.BlockMap(ctx, a.ident.ID(), "secret", blobs["secret"]); return err },
+		"blocks": func() error {
+			return blk.ReadBlocks(ctx, a.ident.ID(), "secret", blobs["secret"], 0, 1, func(int, []byte) error {
+				t.Error("got bytes of an unshared arena")
+				return nil
+			})
+		},
+		"watch": func() error {
+			return src.Watch(ctx, "secret", func([]history.LogHead) error { t.Error("got heads of an unshared arena"); return nil })
+		},
+	} {
+		if err := call(); realize.KindOf(err) != realize.Permission {
+			t.Errorf("%s of an unshared arena: %v, want a permission error", name, err)
+		}
+	}
+	// The secret blob through the shared arena: not there.
+	if _, err := blk.BlockMap(ctx, a.ident.ID(), "open", blobs["secret"]); realize.KindOf(err) != realize.NotExist {
+		t.Errorf("secret blob via the open arena: %v, want not-exist", err)
+	}
+}
