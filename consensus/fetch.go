@@ -25,6 +25,12 @@ type BlockSource interface {
 	ReadBlocks(ctx context.Context, peer realize.PeerID, arena realize.ArenaName, blob realize.Hash, first, n int, fn func(i int, data []byte) error) error
 }
 
+// LocalBlocks finds blocks this peer already has (in other files), and
+// writes the ones it has into dst, verified. real.Arena implements it.
+type LocalBlocks interface {
+	CopyLocalBlocks(ctx context.Context, blocks realize.BlockMap, offsets []int64, want []int, dst *os.File) (missing []int, copied int64, err error)
+}
+
 // BlockFetcher fetches a blob block by block from whichever peers have
 // it, several runs in flight, verifying every block against its hash
 // before writing it. A peer that sends a bad block is not asked for that
@@ -32,6 +38,9 @@ type BlockSource interface {
 // transfer resumed after a drop or a restart) are verified and kept.
 type BlockFetcher struct {
 	Source BlockSource
+	// Local, if set, supplies blocks this peer already holds in other
+	// files before any is asked of a peer.
+	Local LocalBlocks
 	// InFlight is the number of concurrent block runs (default 4).
 	InFlight int
 	// RunBlocks is the number of blocks asked for per request (default 8).
@@ -78,6 +87,13 @@ func (bf *BlockFetcher) Fetch(ctx context.Context, arena realize.ArenaName, m re
 		return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
 	}
 	missing := bf.present(f, blocks, offsets)
+	if bf.Local != nil && len(missing) > 0 {
+		var copied int64
+		if missing, copied, err = bf.Local.CopyLocalBlocks(ctx, blocks, offsets, missing, f); err != nil {
+			return err
+		}
+		bf.Stats.add(0, copied, 0)
+	}
 	return bf.fetchMissing(ctx, peers, arena, m.Blob, blocks, offsets, missing, f)
 }
 

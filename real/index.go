@@ -29,6 +29,7 @@ var (
 	bucketConfl = []byte("c")
 	bucketWhere = []byte("b")
 	bucketBlobs = []byte("blobs")
+	bucketBlock = []byte("blocks")
 	keyCounts   = []byte("counts")
 )
 
@@ -113,13 +114,17 @@ func KeyPath(k []byte) realize.Path {
 
 // Index is one arena's view of the index inside a transaction.
 type Index struct {
-	tx     *bolt.Tx
-	arena  realize.ArenaName
-	files  *bolt.Bucket // nil in a read transaction before the first write
-	ab     *bolt.Bucket
-	blobs  *bolt.Bucket
-	counts Counts
-	dirty  bool
+	tx    *bolt.Tx
+	arena realize.ArenaName
+	files *bolt.Bucket // nil in a read transaction before the first write
+	ab    *bolt.Bucket
+	blobs *bolt.Bucket
+	// blockIdx maps the blocks of multi-block blobs to where they are:
+	// block hash | blob hash -> offset. A one-block blob's block hash is
+	// its blob hash, found without it.
+	blockIdx *bolt.Bucket
+	counts   Counts
+	dirty    bool
 	// unused are blobs whose references dropped to zero in this
 	// transaction. They are deleted at Flush, not at once: within one
 	// transaction a content often leaves one path before it arrives at
@@ -150,11 +155,15 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 		if ix.blobs, err = tx.CreateBucketIfNotExists(bucketBlobs); err != nil {
 			return nil, err
 		}
+		if ix.blockIdx, err = tx.CreateBucketIfNotExists(bucketBlock); err != nil {
+			return nil, err
+		}
 	} else if root := tx.Bucket(bucketIndex); root != nil {
 		if ix.ab = root.Bucket([]byte(arena)); ix.ab != nil {
 			ix.files = ix.ab.Bucket(bucketFiles)
 		}
 		ix.blobs = tx.Bucket(bucketBlobs)
+		ix.blockIdx = tx.Bucket(bucketBlock)
 	}
 	if ix.ab != nil {
 		if raw := ix.ab.Get(keyCounts); raw != nil {
@@ -320,6 +329,9 @@ func (ix *Index) PathsOf(blob realize.Hash) []realize.Path {
 func (ix *Index) Flush() error {
 	for h := range ix.unused {
 		if raw := ix.blobs.Get(h[:]); raw != nil && binary.BigEndian.Uint64(raw[8:]) == 0 {
+			if err := ix.unindexBlocks(h); err != nil {
+				return err
+			}
 			if err := ix.blobs.Delete(h[:]); err != nil {
 				return err
 			}
@@ -391,12 +403,63 @@ func (ix *Index) PutBlob(h realize.Hash, size int64, blocks realize.BlockMap) er
 	ix.unused[h] = true // until a record references it
 	b := make([]byte, blobHeader+blockEntry*len(blocks))
 	binary.BigEndian.PutUint64(b, uint64(size))
+	var off uint64
 	for i, bl := range blocks {
 		o := blobHeader + i*blockEntry
 		copy(b[o:], bl.Hash[:])
 		binary.BigEndian.PutUint32(b[o+32:], bl.Size)
+		if len(blocks) > 1 {
+			if err := ix.blockIdx.Put(blockKey(bl.Hash, h), binary.BigEndian.AppendUint64(nil, off)); err != nil {
+				return err
+			}
+		}
+		off += uint64(bl.Size)
 	}
 	return ix.blobs.Put(h[:], b)
+}
+
+func blockKey(block, blob realize.Hash) []byte {
+	return append(append(make([]byte, 0, 64), block[:]...), blob[:]...)
+}
+
+// unindexBlocks removes a blob's blocks from the block index.
+func (ix *Index) unindexBlocks(h realize.Hash) error {
+	_, _, blocks, err := ix.Blob(h)
+	if err != nil || len(blocks) < 2 {
+		return err
+	}
+	for _, bl := range blocks {
+		if err := ix.blockIdx.Delete(blockKey(bl.Hash, h)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BlockLocation is where a block's bytes are inside a blob.
+type BlockLocation struct {
+	Blob   realize.Hash
+	Offset int64
+}
+
+// WhereIsBlock lists the blobs (of any arena of this peer) known to hold a
+// block, and where in them.
+func (ix *Index) WhereIsBlock(block realize.Hash) []BlockLocation {
+	var out []BlockLocation
+	if ix.blobs != nil && ix.blobs.Get(block[:]) != nil {
+		out = append(out, BlockLocation{Blob: block}) // a one-block blob
+	}
+	if ix.blockIdx == nil {
+		return out
+	}
+	c := ix.blockIdx.Cursor()
+	for k, v := c.Seek(block[:]); k != nil && bytes.HasPrefix(k, block[:]); k, v = c.Next() {
+		var l BlockLocation
+		copy(l.Blob[:], k[32:])
+		l.Offset = int64(binary.BigEndian.Uint64(v))
+		out = append(out, l)
+	}
+	return out
 }
 
 // ForEachBlob calls fn with every blob record's hash and reference count.

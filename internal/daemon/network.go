@@ -9,8 +9,8 @@ import (
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/consensus"
 	"github.com/realizefs/realize/history"
-	"github.com/realizefs/realize/internal/control"
 	"github.com/realizefs/realize/household"
+	"github.com/realizefs/realize/internal/control"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -64,7 +64,7 @@ func startNetwork(ctx context.Context, d *Daemon) (*network, error) {
 		s := &arenaSync{stats: &consensus.FetchStats{}, kick: make(chan struct{}, 1)}
 		s.repl = &consensus.Replicator{DB: d.db, Log: d.hist, Self: d.id.ID(), Arena: a.Name(), Verify: household.Verify,
 			Applier: &consensus.Applier{Arena: a, Logger: d.log,
-				Fetch: &consensus.BlockFetcher{Source: household.Blocks{Host: host}, Stats: s.stats}}}
+				Fetch: &consensus.BlockFetcher{Source: household.Blocks{Host: host}, Local: a, Stats: s.stats}}}
 		n.syncs[a.Name()] = s
 		n.goRun(func() { n.applyLoop(a.Name(), s) })
 	}

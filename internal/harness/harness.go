@@ -91,7 +91,7 @@ func (h *Household) newPeer(i int) *Peer {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	applier := &consensus.Applier{Arena: p.Arena, Fetch: &consensus.BlockFetcher{Source: &source{h: h, to: p}, Stats: &p.Stats}}
+	applier := &consensus.Applier{Arena: p.Arena, Fetch: &consensus.BlockFetcher{Source: &source{h: h, to: p}, Local: p.Arena, Stats: &p.Stats}}
 	p.repl = &consensus.Replicator{DB: db, Log: p.Log, Self: p.ID, Arena: Arena, Applier: applier, Verify: Verify}
 	return p
 }

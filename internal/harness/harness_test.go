@@ -135,3 +135,38 @@ func TestDeleteVersusEditKeepsEdit(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallEditOfLargeFileMovesLittle: B already has the previous version
+// of a large file; after a 1 MiB edit in its middle on A, B copies the
+// unchanged blocks from its own copy and fetches only the blocks around the
+// edit.
+func TestSmallEditOfLargeFileMovesLittle(t *testing.T) {
+	h := New(t, 2)
+	a, b := h.Peers[0], h.Peers[1]
+	data := make([]byte, 24<<20)
+	for i := range data {
+		data[i] = byte(i*7919 + i/4099)
+	}
+	writeBytes(t, a, "big.bin", data)
+	converge(t, h)
+	before := b.Fetched()
+	edit := make([]byte, 1<<20)
+	for i := range edit {
+		edit[i] = byte(i * 31)
+	}
+	copy(data[11<<20:], edit)
+	writeBytes(t, a, "big.bin", data)
+	converge(t, h)
+	moved := b.Fetched() - before
+	t.Logf("a 1 MiB edit in a 24 MiB file moved %.2f MiB", float64(moved)/(1<<20))
+	if moved > 4<<20 || moved < 1<<20 {
+		t.Fatalf("moved %d bytes for a 1 MiB edit", moved)
+	}
+}
+
+func writeBytes(t *testing.T, p *Peer, rel string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(p.Root, rel), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
