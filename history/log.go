@@ -303,6 +303,48 @@ func (l *Log) SetApplied(tx *bolt.Tx, arena realize.ArenaName, peer realize.Peer
 	return b.Put(keyApplied, store.SeqKey(seq))
 }
 
+// Acks record how far other peers have stored each log of an arena, as
+// they told us: acks/<arena>/<peer>/<author> -> seq. Trimming (a later
+// step) drops entries every active peer has acknowledged.
+var bucketAcks = []byte("acks")
+
+// SetAck records that peer has stored author's log of arena up to seq.
+// Acks only move forward.
+func (l *Log) SetAck(tx *bolt.Tx, arena realize.ArenaName, peer, author realize.PeerID, seq uint64) error {
+	b, err := tx.CreateBucketIfNotExists(bucketAcks)
+	if err == nil {
+		b, err = b.CreateBucketIfNotExists([]byte(arena))
+	}
+	if err == nil {
+		b, err = b.CreateBucketIfNotExists(peer[:])
+	}
+	if err != nil {
+		return err
+	}
+	if old := b.Get(author[:]); len(old) == 8 && store.Uint(old) >= seq {
+		return nil
+	}
+	return b.Put(author[:], store.SeqKey(seq))
+}
+
+// Ack returns how far peer said it has stored author's log of arena.
+func (l *Log) Ack(tx *bolt.Tx, arena realize.ArenaName, peer, author realize.PeerID) uint64 {
+	b := tx.Bucket(bucketAcks)
+	if b != nil {
+		b = b.Bucket([]byte(arena))
+	}
+	if b != nil {
+		b = b.Bucket(peer[:])
+	}
+	if b == nil {
+		return 0
+	}
+	if v := b.Get(author[:]); len(v) == 8 {
+		return store.Uint(v)
+	}
+	return 0
+}
+
 // LogID names one log: an arena and the peer that recorded it.
 type LogID struct {
 	Arena realize.ArenaName

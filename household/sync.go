@@ -21,6 +21,7 @@ const (
 	MsgWatch    MsgType = 0x0012 // heads, pushed again whenever a log of the arena grows
 	MsgBlockMap MsgType = 0x0013 // a blob's block map
 	MsgBlocks   MsgType = 0x0014 // a run of a blob's blocks
+	MsgAck      MsgType = 0x0015 // how far the caller has stored each log
 )
 
 // Size limits of the sync messages (each frame, both directions).
@@ -33,9 +34,11 @@ const (
 	MaxBlocksPerRequest = 64
 )
 
-// LogsRequest asks for the logs of an arena (MsgLogs, MsgWatch).
+// LogsRequest asks for the logs of an arena (MsgLogs, MsgWatch); with Logs
+// set (MsgAck) it tells how far the caller has stored each one.
 type LogsRequest struct {
 	Arena realize.ArenaName `cbor:"1,keyasint"`
+	Logs  []WireHead        `cbor:"2,keyasint,omitempty"`
 }
 
 // LogsResponse lists logs by author with their head sequence numbers.
@@ -108,6 +111,7 @@ func RegisterSync(m *Mux, d *SyncData) error {
 		{MsgWatch, logsFrameSize, d.serveWatch},
 		{MsgBlockMap, mapFrameSize, d.serveBlockMap},
 		{MsgBlocks, blocksFrameSize, d.serveBlocks},
+		{MsgAck, logsFrameSize, d.serveAck},
 	} {
 		if err := m.Register(r.t, r.size, r.h); err != nil {
 			return err
@@ -254,5 +258,24 @@ func (d *SyncData) serveBlocks(ctx context.Context, _ realize.PeerID, req *Reque
 	}
 	return a.ReadBlocks(ctx, q.Blob, q.First, q.N, func(i int, data []byte) error {
 		return w.Send(&BlockFrame{Index: i, Data: data})
+	})
+}
+
+// serveAck records how far the caller has stored the arena's logs.
+func (d *SyncData) serveAck(_ context.Context, peer realize.PeerID, req *Request, w *ResponseWriter) error {
+	var q LogsRequest
+	if err := req.Decode(&q); err != nil {
+		return err
+	}
+	if err := req.RequireArena(q.Arena); err != nil {
+		return err
+	}
+	return d.DB.Update(func(tx *bolt.Tx) error {
+		for _, h := range q.Logs {
+			if err := d.Log.SetAck(tx, q.Arena, peer, h.Peer, h.Seq); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

@@ -67,6 +67,15 @@ func (s PeerSource) Watch(ctx context.Context, arena realize.ArenaName, fn func(
 	}
 }
 
+// Ack tells the peer how far this peer has stored each log of arena.
+func (s PeerSource) Ack(ctx context.Context, arena realize.ArenaName, stored []history.LogHead) error {
+	req := &LogsRequest{Arena: arena}
+	for _, h := range stored {
+		req.Logs = append(req.Logs, WireHead{Peer: h.Peer, Seq: h.Seq})
+	}
+	return s.Conn.Call(ctx, MsgAck, req, nil)
+}
+
 // Blocks fetches blocks from connected peers; it has the methods of
 // consensus.BlockSource.
 type Blocks struct{ Host *Host }

@@ -149,7 +149,10 @@ func printPeerStatus(p *printer, peers []control.PeerStatus, now time.Time) {
 		case ps.Connected:
 			state = "connected " + since(now, ps.Since) + " via " + ps.RemoteAddr
 			if ps.Lag > 0 {
-				state += fmt.Sprintf(", %d entries behind", ps.Lag)
+				state += fmt.Sprintf(", we lack %d of its entries", ps.Lag)
+			}
+			if ps.Behind > 0 {
+				state += fmt.Sprintf(", it lacks %d of ours", ps.Behind)
 			}
 		case !ps.LastSeen.IsZero():
 			state += ", last seen " + since(now, ps.LastSeen) + " ago"

@@ -112,6 +112,9 @@ type PeerStatus struct {
 	// Lag is how many history entries the peer announced that this peer
 	// has not stored yet (0 when in sync or not connected).
 	Lag uint64 `json:"lag"`
+	// Behind is how many entries of this peer's own logs the peer has not
+	// acknowledged storing yet.
+	Behind uint64 `json:"behind"`
 }
 
 // DaemonStatus describes the running process.

@@ -169,6 +169,9 @@ func (n *network) watch(ctx context.Context, c *household.Conn, arena realize.Ar
 			log.Warn("pulling history failed", "err", err)
 		}
 		n.noteLag(c.Peer(), arena, heads)
+		if err := src.Ack(ctx, arena, n.stored(arena, heads)); err != nil && ctx.Err() == nil {
+			log.Debug("ack failed", "err", err)
+		}
 		select {
 		case s.kick <- struct{}{}:
 		default:
@@ -198,6 +201,35 @@ func (n *network) noteLag(peer realize.PeerID, arena realize.ArenaName, heads []
 		n.lag[peer] = map[realize.ArenaName]uint64{}
 	}
 	n.lag[peer][arena] = lag
+}
+
+// behind counts the entries of this peer's own logs (of the arenas shared
+// with peer) that peer has not acknowledged.
+func (n *network) behind(peer realize.PeerID) uint64 {
+	var total uint64
+	self := n.d.id.ID()
+	n.d.db.View(func(tx *bolt.Tx) error {
+		for _, arena := range n.sharedWith(peer) {
+			h, err := n.d.hist.Head(tx, arena, self)
+			if err != nil {
+				return err
+			}
+			if ack := n.d.hist.Ack(tx, arena, peer, self); h.Seq > ack {
+				total += h.Seq - ack
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+// stored returns how far this peer has stored each of the announced logs.
+func (n *network) stored(arena realize.ArenaName, heads []history.LogHead) []history.LogHead {
+	out := make([]history.LogHead, 0, len(heads))
+	for _, h := range heads {
+		out = append(out, history.LogHead{Peer: h.Peer, Seq: n.haveSeq(arena, h.Peer)})
+	}
+	return out
 }
 
 func (n *network) haveSeq(arena realize.ArenaName, author realize.PeerID) uint64 {
@@ -241,6 +273,7 @@ func (n *network) status() []control.PeerStatus {
 		for _, lag := range n.lag[st.ID] {
 			ps.Lag += lag
 		}
+		ps.Behind = n.behind(st.ID)
 		out = append(out, ps)
 	}
 	return out

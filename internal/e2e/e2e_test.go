@@ -202,6 +202,7 @@ type status struct {
 		Name      string `json:"name"`
 		Connected bool   `json:"connected"`
 		Address   string `json:"address"`
+		Behind    uint64 `json:"behind"`
 	} `json:"peers"`
 }
 

@@ -67,6 +67,11 @@ func TestDaemonsReplicate(t *testing.T) {
 	if len(st.Peers) != 2 || !st.Peers[0].Connected || !st.Peers[1].Connected {
 		t.Fatalf("status peers on b: %+v", st.Peers)
 	}
+	// A's acks reach it: A knows B has stored all of A's log.
+	a.waitFor("b's ack of a's log", 10*time.Second, func() bool {
+		s := a.status()
+		return len(s.Peers) == 1 && s.Peers[0].Connected && s.Peers[0].Behind == 0
+	})
 	// An edit on the deaf peer travels back to A through B.
 	os.WriteFile(filepath.Join(c.arena, "small.txt"), []byte("edited on charlie\n"), 0o644)
 	waitFile(t, a, "small.txt", []byte("edited on charlie\n"), 20*time.Second)
