@@ -50,6 +50,17 @@ func (ap *Applier) Apply(ctx context.Context, e *realize.Entry) error {
 	return ap.place(ctx, e.Path, Incoming(e))
 }
 
+// ApplyVersions decides a path against versions known from elsewhere (a
+// snapshot's frontier) and applies the outcome.
+func (ap *Applier) ApplyVersions(ctx context.Context, path realize.Path, versions []realize.Alternative) error {
+	if len(versions) > 0 {
+		if err := ap.Arena.RecordConflicts(path, keepable(versions[1:], versions[0].Meta)); err != nil {
+			return err
+		}
+	}
+	return ap.place(ctx, path, versions)
+}
+
 // Incoming returns the versions of e.Path an entry carries: its own and,
 // for a conflict, the rest of the frontier it recorded.
 func Incoming(e *realize.Entry) []realize.Alternative {

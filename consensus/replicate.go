@@ -3,10 +3,12 @@ package consensus
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/history"
 	"github.com/realizefs/realize/internal/store"
+	"github.com/realizefs/realize/real"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -17,8 +19,11 @@ type LogSource interface {
 	Logs(ctx context.Context, arena realize.ArenaName) ([]history.LogHead, error)
 	// Page returns entries of a log from sequence number from, ending at a
 	// checkpoint, or nil when there is nothing new. A Kind NotExist error
-	// means the entries were trimmed: catch up by snapshot.
+	// means the entries were trimmed: catch up by snapshot. From 0 means
+	// from the first entry the source keeps.
 	Page(ctx context.Context, arena realize.ArenaName, author realize.PeerID, from uint64) (*history.Page, error)
+	// Snapshot calls fn with every path the source knows and its frontier.
+	Snapshot(ctx context.Context, arena realize.ArenaName, fn func(realize.Path, []realize.Alternative) error) error
 }
 
 // Replicator keeps this peer's copies of the household's logs of one
@@ -30,6 +35,8 @@ type Replicator struct {
 	Arena   realize.ArenaName
 	Applier *Applier
 	Verify  history.Verifier
+	// CatchUps counts catch-ups by snapshot (for status and tests).
+	CatchUps atomic.Int64
 }
 
 // Pull stores every entry src offers that this peer lacks, verified page
@@ -61,6 +68,13 @@ func (r *Replicator) pullLog(ctx context.Context, src LogSource, h history.LogHe
 			return n, err
 		}
 		page, err := src.Page(ctx, r.Arena, h.Peer, have+1)
+		if realize.KindOf(err) == realize.NotExist {
+			// The source no longer keeps what follows our copy: take its
+			// state by snapshot, then its log from where it keeps it.
+			if page, err = r.catchUp(ctx, src, h.Peer); err != nil {
+				return n, err
+			}
+		}
 		if err != nil || page == nil {
 			return n, err
 		}
@@ -77,6 +91,31 @@ func (r *Replicator) pullLog(ctx context.Context, src LogSource, h history.LogHe
 		}
 		n += len(fresh)
 	}
+}
+
+// catchUp applies the source's snapshot as incoming versions of every path
+// (the same decision as for entries: nothing newer is overwritten, nothing
+// concurrent is lost), forgets this peer's copy of the author's log, and
+// returns the source's first kept page of it.
+func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.PeerID) (*history.Page, error) {
+	r.CatchUps.Add(1)
+	err := src.Snapshot(ctx, r.Arena, func(p realize.Path, frontier []realize.Alternative) error {
+		if _, err := realize.ParsePath(string(p)); err != nil || p.IsRoot() {
+			return &realize.Error{Op: "catch up", Kind: realize.Corrupt, Arena: r.Arena, Path: string(p), Err: err}
+		}
+		err := r.Applier.ApplyVersions(ctx, p, frontier)
+		if k := realize.KindOf(err); k == realize.Unavailable || k == realize.Invalid {
+			return nil // bytes nowhere now, or a path this peer ignores: the log will bring it again
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.DB.Update(func(tx *bolt.Tx) error { return r.Log.ResetCopy(tx, r.Arena, author) }); err != nil {
+		return nil, err
+	}
+	return src.Page(ctx, r.Arena, author, 0)
 }
 
 func (r *Replicator) head(author realize.PeerID) (uint64, error) {
@@ -179,11 +218,18 @@ func (r *Replicator) superseded(e *realize.Entry) (bool, error) {
 	return found, err
 }
 
-// LocalSource offers this peer's own stored logs as a LogSource: what a
-// serving peer hands out, and what the in-process harness connects.
+// LocalSource offers this peer's own stored logs and index as a
+// LogSource: what a serving peer hands out, and what the in-process harness
+// connects.
 type LocalSource struct {
-	DB  *store.DB
-	Log *history.Log
+	DB    *store.DB
+	Log   *history.Log
+	Arena *real.Arena
+}
+
+// Snapshot offers the arena's index.
+func (s LocalSource) Snapshot(_ context.Context, _ realize.ArenaName, fn func(realize.Path, []realize.Alternative) error) error {
+	return s.Arena.Snapshot(fn)
 }
 
 // Logs lists the logs stored for arena with their heads.

@@ -8,6 +8,7 @@ import (
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/internal/store"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Page is a run of consecutive entries of one log as it travels between
@@ -34,7 +35,8 @@ const MaxPageEntries = 4 * CheckpointEvery
 // ReadPage returns entries of a log from sequence number from, up to the
 // last checkpoint within MaxPageEntries entries. It returns nil when there
 // is nothing from there on. from below the first retained entry returns a
-// Kind NotExist error: the reader has to catch up by snapshot.
+// Kind NotExist error: the reader has to catch up by snapshot; from 0 reads
+// from the first retained entry, whatever it is.
 func (l *Log) ReadPage(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, from uint64) (*Page, error) {
 	b, err := logBucket(tx, arena, peer, false)
 	if err != nil || b == nil {
@@ -44,7 +46,9 @@ func (l *Log) ReadPage(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID
 	if err != nil {
 		return nil, err
 	}
-	if from <= anchor {
+	if from == 0 {
+		from = anchor + 1 // "from the first entry kept": a reader catching up
+	} else if from <= anchor {
 		return nil, &realize.Error{Op: "read history page", Kind: realize.NotExist, Arena: arena, Peer: peer,
 			Err: fmt.Errorf("entries before %d are no longer kept", anchor+1)}
 	}
@@ -173,4 +177,22 @@ func (l *Log) checkPage(p *Page, head Head, have Head) ([]*realize.Entry, *reali
 		return nil, nil, fmt.Errorf("the signed head names entry %d, the page ends at %d", head.Seq, prevSeq)
 	}
 	return fresh, first, nil
+}
+
+// ResetCopy forgets this peer's copy of another peer's log of arena, so
+// that it can be taken up again from wherever a source still keeps it
+// (after catching up by snapshot). A peer's own log is never reset.
+func (l *Log) ResetCopy(tx *bolt.Tx, arena realize.ArenaName, author realize.PeerID) error {
+	if author == l.self {
+		return &realize.Error{Op: "reset history copy", Kind: realize.Invalid, Arena: arena, Peer: author, Err: errors.New("own log")}
+	}
+	h := tx.Bucket(bucketHistory)
+	if h == nil || h.Bucket([]byte(arena)) == nil {
+		return nil
+	}
+	err := h.Bucket([]byte(arena)).DeleteBucket(author[:])
+	if errors.Is(err, berrors.ErrBucketNotFound) {
+		return nil
+	}
+	return err
 }

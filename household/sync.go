@@ -112,6 +112,7 @@ func RegisterSync(m *Mux, d *SyncData) error {
 		{MsgBlockMap, mapFrameSize, d.serveBlockMap},
 		{MsgBlocks, blocksFrameSize, d.serveBlocks},
 		{MsgAck, logsFrameSize, d.serveAck},
+		{MsgSnapshot, snapshotFrameSize, d.serveSnapshot},
 	} {
 		if err := m.Register(r.t, r.size, r.h); err != nil {
 			return err

@@ -147,7 +147,7 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 				if !h.Linked(from.Index, to.Index) {
 					continue
 				}
-				n, err := to.repl.Pull(ctx, consensus.LocalSource{DB: from.DB, Log: from.Log})
+				n, err := to.repl.Pull(ctx, consensus.LocalSource{DB: from.DB, Log: from.Log, Arena: from.Arena})
 				if err != nil {
 					return fmt.Errorf("peer %d from %d: %w", to.Index, from.Index, err)
 				}

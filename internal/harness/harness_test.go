@@ -1,6 +1,7 @@
 package harness
 
 import (
+	bolt "go.etcd.io/bbolt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,5 +169,55 @@ func writeBytes(t *testing.T, p *Peer, rel string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(p.Root, rel), b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCatchUpBySnapshotAfterTrim: peers whose cursor was trimmed away (an
+// old peer back after a long absence, and a brand-new one) catch up from a
+// snapshot, keep their own offline edits, and do not resurrect files
+// deleted while they were away.
+func TestCatchUpBySnapshotAfterTrim(t *testing.T) {
+	h := New(t, 3)
+	a, b, c := h.Peers[0], h.Peers[1], h.Peers[2]
+	h.Partition([]int{0, 1}, []int{2}) // c is away from the start
+	write(t, a, "keep.txt", "v1")
+	write(t, a, "gone.txt", "to be deleted")
+	if err := h.Converge(t.Context(), 20); err != nil {
+		t.Fatal(err)
+	}
+	h.Partition([]int{0}, []int{1}, []int{2}) // b leaves too
+	write(t, b, "b-offline.txt", "made while away")
+	write(t, a, "keep.txt", "v2")
+	os.Remove(filepath.Join(a.Root, "gone.txt"))
+	write(t, a, "new.txt", "after b left")
+	if err := h.Converge(t.Context(), 20); err != nil {
+		t.Fatal(err)
+	}
+	// a trims its whole log: b's cursor (and c's) are gone.
+	if err := a.DB.Update(func(tx *bolt.Tx) error {
+		head, err := a.Log.Head(tx, Arena, a.ID)
+		if err == nil {
+			_, err = a.Log.DropBefore(tx, Arena, a.ID, head.Seq)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.Partition([]int{0, 1, 2})
+	converge(t, h)
+	for _, p := range []*Peer{b, c} {
+		if p.repl.CatchUps.Load() == 0 {
+			t.Errorf("peer %d never caught up by snapshot", p.Index)
+		}
+		got, _ := os.ReadFile(filepath.Join(p.Root, "keep.txt"))
+		if string(got) != "v2" {
+			t.Errorf("peer %d keep.txt = %q", p.Index, got)
+		}
+		if _, err := os.Stat(filepath.Join(p.Root, "gone.txt")); err == nil {
+			t.Errorf("peer %d: a file deleted while it was away came back", p.Index)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(a.Root, "b-offline.txt")); string(got) != "made while away" {
+		t.Errorf("b's offline edit did not reach a: %q", got)
 	}
 }
