@@ -9,6 +9,7 @@ import (
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/real"
+	"github.com/zeebo/blake3"
 )
 
 // Fetcher gets a blob's bytes from other peers. Implementations verify
@@ -138,13 +139,7 @@ func opFor(local, result realize.Alternative) realize.Op {
 // else the household.
 func (ap *Applier) filler(m realize.Meta) func(ctx context.Context, f *os.File) error {
 	return func(ctx context.Context, f *os.File) error {
-		src, err := ap.Arena.OpenBlob(m.Blob)
-		if err == nil {
-			defer src.Close()
-			if err := f.Truncate(0); err != nil { // f may hold part of an earlier transfer
-				return err
-			}
-			_, err = io.Copy(f, src)
+		if ok, err := copyVerified(f, ap.Arena, m); ok || err != nil {
 			return err
 		}
 		if ap.Fetch == nil {
@@ -152,4 +147,27 @@ func (ap *Applier) filler(m realize.Meta) func(ctx context.Context, f *os.File) 
 		}
 		return ap.Fetch.Fetch(ctx, ap.Arena.Name(), m, f)
 	}
+}
+
+// copyVerified fills f from a local copy of the blob, hashing as it copies;
+// it reports false (and leaves f empty) when there is no local copy or the
+// copy does not match, so the caller fetches from peers instead.
+func copyVerified(f *os.File, a *real.Arena, m realize.Meta) (bool, error) {
+	src, err := a.OpenBlob(m.Blob)
+	if err != nil {
+		return false, nil
+	}
+	defer src.Close()
+	if err := f.Truncate(0); err != nil { // f may hold part of an earlier transfer
+		return false, err
+	}
+	h := blake3.New()
+	n, err := io.Copy(io.MultiWriter(f, h), src)
+	if err == nil && n == m.Size && realize.Hash(h.Sum(nil)) == m.Blob {
+		return true, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	return false, f.Truncate(0)
 }

@@ -108,16 +108,37 @@ func (bf *BlockFetcher) blockMap(ctx context.Context, peers []realize.PeerID, ar
 			last = err
 			continue
 		}
-		var sum int64
-		for _, b := range bm {
-			sum += int64(b.Size)
+		if err := checkBlockMap(bm, m.Size); err != nil {
+			last = fmt.Errorf("peer %s sent a bad block map: %w", p.Short(), err)
+			continue
 		}
-		if sum == m.Size {
-			return bm, nil
-		}
-		last = fmt.Errorf("peer %s sent a block map of %d bytes for a %d-byte blob", p.Short(), sum, m.Size)
+		return bm, nil
 	}
 	return nil, &realize.Error{Op: "fetch block map", Kind: realize.Unavailable, Arena: arena, Err: last}
+}
+
+// MaxBlockSize is the largest block any peer may announce (the chunker's
+// maximum); the fetcher's buffers are sized by it.
+const MaxBlockSize = 1 << 20
+
+// checkBlockMap refuses a map a peer could use to make us misbehave:
+// blocks of size 0 or over MaxBlockSize, too many blocks, or sizes that do
+// not add up to the blob's.
+func checkBlockMap(bm realize.BlockMap, size int64) error {
+	if int64(len(bm)) > size || len(bm) > 1<<24 {
+		return fmt.Errorf("%d blocks for %d bytes", len(bm), size)
+	}
+	var sum int64
+	for _, b := range bm {
+		if b.Size == 0 || b.Size > MaxBlockSize {
+			return fmt.Errorf("block of %d bytes", b.Size)
+		}
+		sum += int64(b.Size)
+	}
+	if sum != size {
+		return fmt.Errorf("blocks add up to %d bytes, the blob has %d", sum, size)
+	}
+	return nil
 }
 
 // present returns the indexes of blocks the destination does not already

@@ -136,3 +136,34 @@ func TestFetchFailsCleanlyWhenNobodyHasIt(t *testing.T) {
 		t.Fatalf("err = %v, want unavailable", err)
 	}
 }
+
+// TestFetchRefusesHostileBlockMaps: a map with an oversized or empty block
+// is refused (it would make us allocate or index past our buffers), and
+// another peer's good map is used instead.
+func TestFetchRefusesHostileBlockMaps(t *testing.T) {
+	for _, bad := range []realize.BlockMap{
+		{{Size: 2 << 20}, {Size: 1<<20 + 1}},              // a 2 MiB "block"
+		append(realize.BlockMap{{Size: 0}}, realize.Block{}), // empty blocks
+	} {
+		src := newMemSource(3<<20+1, pa, pb)
+		evil := &hostileMap{memSource: src, evil: pa, bad: bad}
+		bf := &BlockFetcher{Source: evil}
+		f := tempFile(t)
+		if err := bf.Fetch(t.Context(), "a", src.meta(), f); err != nil {
+			t.Fatalf("with one hostile peer: %v", err)
+		}
+	}
+}
+
+type hostileMap struct {
+	*memSource
+	evil realize.PeerID
+	bad  realize.BlockMap
+}
+
+func (h *hostileMap) BlockMap(ctx context.Context, p realize.PeerID, a realize.ArenaName, b realize.Hash) (realize.BlockMap, error) {
+	if p == h.evil {
+		return h.bad, nil
+	}
+	return h.memSource.BlockMap(ctx, p, a, b)
+}

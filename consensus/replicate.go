@@ -2,7 +2,9 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/realizefs/realize"
@@ -35,8 +37,12 @@ type Replicator struct {
 	Arena   realize.ArenaName
 	Applier *Applier
 	Verify  history.Verifier
+	Logger  *slog.Logger // nil: silent
 	// CatchUps counts catch-ups by snapshot (for status and tests).
 	CatchUps atomic.Int64
+	// Skipped counts entries this peer could not take and skipped (an
+	// ignored path, a removed directory still full here, ...).
+	Skipped atomic.Int64
 }
 
 // Pull stores every entry src offers that this peer lacks, verified page
@@ -99,18 +105,31 @@ func (r *Replicator) pullLog(ctx context.Context, src LogSource, h history.LogHe
 // returns the source's first kept page of it.
 func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.PeerID) (*history.Page, error) {
 	r.CatchUps.Add(1)
+	unavailable := 0
 	err := src.Snapshot(ctx, r.Arena, func(p realize.Path, frontier []realize.Alternative) error {
 		if _, err := realize.ParsePath(string(p)); err != nil || p.IsRoot() {
 			return &realize.Error{Op: "catch up", Kind: realize.Corrupt, Arena: r.Arena, Path: string(p), Err: err}
 		}
 		err := r.Applier.ApplyVersions(ctx, p, frontier)
-		if k := realize.KindOf(err); k == realize.Unavailable || k == realize.Invalid {
-			return nil // bytes nowhere now, or a path this peer ignores: the log will bring it again
+		switch {
+		case err == nil:
+		case realize.KindOf(err) == realize.Unavailable:
+			unavailable++ // bytes nowhere now: this catch-up must be done again
+		case retryLater(err):
+			return err
+		default:
+			r.Skipped.Add(1) // a path this peer cannot take (ignored here, ...)
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if unavailable > 0 {
+		// The trimmed entries will not bring these paths again: keep our
+		// copy of the log as it is, so the next pull catches up again.
+		return nil, &realize.Error{Op: "catch up", Kind: realize.Unavailable, Arena: r.Arena,
+			Err: fmt.Errorf("the bytes of %d paths are on no reachable peer; will retry", unavailable)}
 	}
 	if err := r.DB.Update(func(tx *bolt.Tx) error { return r.Log.ResetCopy(tx, r.Arena, author) }); err != nil {
 		return nil, err
@@ -139,17 +158,31 @@ func (r *Replicator) ApplyPending(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	n := 0
+	var errs []error
 	for _, id := range ids {
 		if id.Peer == r.Self || id.Arena != r.Arena {
 			continue
 		}
+		// One log stuck (waiting for bytes, a failing disk) must not hold
+		// back the others.
 		k, err := r.applyLog(ctx, id.Peer)
 		n += k
 		if err != nil {
-			return n, err
+			errs = append(errs, err)
 		}
 	}
-	return n, nil
+	return n, errors.Join(errs...)
+}
+
+// retryLater tells whether an apply error is worth retrying the entry for
+// (later, in order); other errors skip the entry with a warning, so that
+// one entry this peer cannot take never blocks a log.
+func retryLater(err error) bool {
+	switch realize.KindOf(err) {
+	case realize.Unavailable, realize.Changed, realize.Canceled, realize.IO, realize.Busy:
+		return true
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, error) {
@@ -166,11 +199,19 @@ func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, 
 	}
 	for i, e := range entries {
 		if err := r.Applier.Apply(ctx, e); err != nil {
-			if realize.KindOf(err) != realize.Unavailable {
+			switch {
+			case realize.KindOf(err) == realize.Unavailable:
+				if sup, serr := r.superseded(e); serr != nil || !sup {
+					return i, serr // wait for a peer that has the bytes
+				}
+			case retryLater(err):
 				return i, fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err)
-			}
-			if sup, err := r.superseded(e); err != nil || !sup {
-				return i, err
+			default:
+				r.Skipped.Add(1)
+				if r.Logger != nil {
+					r.Logger.Warn("history entry not applied", "arena", string(r.Arena), "author", author.Short(),
+						"seq", e.Seq, "op", e.Op.String(), "path", string(e.Path), "err", err)
+				}
 			}
 		}
 		if err := r.DB.Update(func(tx *bolt.Tx) error { return r.Log.SetApplied(tx, r.Arena, author, e.Seq) }); err != nil {

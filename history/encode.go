@@ -189,6 +189,9 @@ func (c *Codec) Decode(b []byte) (*realize.Entry, error) {
 		if a.Version, err = decodeVersion(wa.Version); err != nil {
 			return nil, err
 		}
+		if a.Meta.Size < 0 || a.Meta.Kind > realize.KindSymlink {
+			return nil, corrupt(errors.New("bad loser metadata"))
+		}
 		e.Losers = append(e.Losers, a)
 	}
 	if err := validate(e); err != nil {

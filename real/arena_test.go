@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/history"
@@ -275,4 +276,26 @@ func checkConsistent(t *testing.T, f *fixture) {
 		}
 		return nil
 	})
+}
+
+// TestRenameAfterHiddenRewrite: a file rewritten with its mtime restored
+// (cp -p, rsync -t) and then renamed is recorded as a rename of the old
+// content — the stat cannot tell — but the destination is marked for
+// rehashing, and the next scan records the real content.
+func TestRenameAfterHiddenRewrite(t *testing.T) {
+	f := newFixture(t)
+	f.write("f", "aaaa")
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(f.root, "f"), old, old)
+	f.scan()
+	f.scan() // no longer racy: the stat is trusted
+	f.write("f", "bbbb")
+	os.Chtimes(filepath.Join(f.root, "f"), old, old)
+	os.Rename(filepath.Join(f.root, "f"), filepath.Join(f.root, "g"))
+	f.scan()
+	f.scan()
+	if r := f.record("g"); r.Meta.Blob != realize.Hash(blake3.Sum256([]byte("bbbb"))) {
+		t.Fatalf("g recorded as %s, disk holds bbbb", r.Meta.Blob.Short())
+	}
+	checkConsistent(t, f)
 }

@@ -56,6 +56,10 @@ func (a *Arena) CopyLocalBlocks(ctx context.Context, blocks realize.BlockMap, of
 		if err := ctx.Err(); err != nil {
 			return nil, copied, err
 		}
+		if blocks[i].Size > BlockMax {
+			missing = append(missing, i)
+			continue
+		}
 		b := buf[:blocks[i].Size]
 		if !readVerified(b, blocks[i].Hash, where[i], open) {
 			missing = append(missing, i)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/realizefs/realize"
@@ -140,6 +141,9 @@ func (a *Arena) materialize(ctx context.Context, path realize.Path, local *Recor
 		return st, h, err
 	}
 	if err := a.swap(abs, tmp, m); err != nil {
+		if realize.KindOf(err) == realize.Conflict {
+			return st, h, err
+		}
 		return st, h, a.placeErr(path, realize.IO, err)
 	}
 	tmp = ""
@@ -213,7 +217,7 @@ func (a *Arena) swap(abs, tmp string, m realize.Meta) error {
 	case realize.KindFile, realize.KindSymlink:
 		if fi, err := os.Lstat(abs); err == nil && fi.IsDir() {
 			if err := os.Remove(abs); err != nil { // a directory replaced by a file: only if empty
-				return err
+				return notEmpty(err)
 			}
 		}
 		return os.Rename(tmp, abs)
@@ -232,8 +236,19 @@ func (a *Arena) swap(abs, tmp string, m realize.Meta) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		return err
+		return notEmpty(err)
 	}
+}
+
+// ErrNotEmpty: a directory another peer removed (or replaced by a file)
+// still holds things here. What is here wins; the removal is not applied.
+var ErrNotEmpty = errors.New("directory not empty: kept")
+
+func notEmpty(err error) error {
+	if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+		return &realize.Error{Op: "place", Kind: realize.Conflict, Err: ErrNotEmpty}
+	}
+	return err
 }
 
 // fillTemp writes and verifies a file's bytes in a temporary file next to

@@ -79,7 +79,18 @@ func (a *Arena) structural(p *plan) []pending {
 	for _, r := range p.renames {
 		m := r.rec.Meta
 		e := &realize.Entry{Op: realize.OpRename, Path: r.to, From: r.from, Meta: m, Version: versionOf(r.old), FromVersion: r.rec.Version}
-		out = append(out, pending{entry: e, path: r.to, rec: &Record{Meta: m, Stat: r.stat}, fix: setVersion})
+		// The content is carried over on the strength of an unchanged
+		// (inode, size, mtime), which a tool restoring mtimes (cp -p,
+		// rsync -t) defeats: the destination's ctime is poisoned so the
+		// next look rehashes it locally, and records any difference.
+		st := r.stat
+		st.CTime = -1
+		out = append(out, pending{entry: e, path: r.to, rec: &Record{Meta: m, Stat: st}, fix: setVersion})
+		if r.rec.Stat.CTime == -1 {
+			// The source was racily clean (written moments ago): look again
+			// right away rather than at the next rescan.
+			a.retryLater(r.to)
+		}
 		// The source becomes a tombstone with the entry's FromVersion.
 		out = append(out, pending{path: r.from, rec: &Record{Deleted: true}, fix: func(e *realize.Entry, rec *Record) {
 			rec.Version, rec.Origin = e.FromVersion, e.Origin
@@ -295,8 +306,12 @@ func (a *Arena) commitHashed(batch []hashResult) error {
 				Exec: isExec(st.Mode), Blob: r.hashed.Blob}
 			rec := &Record{Meta: m, Stat: st}
 			if live(cur) && cur.Meta == m {
-				version, origin := cur.Version, cur.Origin
-				ps = append(ps, pending{path: r.job.path, rec: rec, fix: func(_ *realize.Entry, r *Record) { r.Version, r.Origin = version, origin }})
+				// Only the stat changes: the version and any conflict
+				// frontier stay as they were.
+				keep := *cur
+				ps = append(ps, pending{path: r.job.path, rec: rec, fix: func(_ *realize.Entry, r *Record) {
+					r.Version, r.Origin, r.Own, r.Others = keep.Version, keep.Origin, keep.Own, keep.Others
+				}})
 				continue
 			}
 			op := realize.OpAdd

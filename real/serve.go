@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/realizefs/realize"
 	"github.com/zeebo/blake3"
@@ -30,8 +31,26 @@ func (a *Arena) BlockMap(blob realize.Hash) (realize.BlockMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, kept := a.ConflictBytes(blob); !inArena && !kept || blocks == nil && !kept {
+	kept, isKept := a.ConflictBytes(blob)
+	if !inArena && !isKept || blocks == nil && !isKept {
 		return nil, &realize.Error{Op: "block map", Kind: realize.NotExist, Arena: a.name, Err: fmt.Errorf("no blob %s here", blob.Short())}
+	}
+	if blocks == nil {
+		// A conflict loser kept aside: no path records it, so its blob
+		// record went with its last reference. Its map is a function of
+		// its bytes: compute it (rare, and only for conflict versions).
+		info, err := os.Lstat(kept)
+		if err != nil {
+			return nil, &realize.Error{Op: "block map", Kind: realize.NotExist, Arena: a.name, Err: err}
+		}
+		h, err := a.hasher.HashFile(context.Background(), kept, StatOf(info))
+		if err != nil {
+			return nil, err
+		}
+		if h.Blob != blob {
+			return nil, &realize.Error{Op: "block map", Kind: realize.Corrupt, Arena: a.name, Err: fmt.Errorf("kept conflict bytes of %s changed", blob.Short())}
+		}
+		blocks = h.Blocks
 	}
 	return blocks, nil
 }
@@ -46,7 +65,7 @@ func (a *Arena) ReadBlocks(ctx context.Context, blob realize.Hash, first, n int,
 	if err != nil {
 		return err
 	}
-	if first < 0 || n < 0 || first+n > len(blocks) {
+	if first < 0 || n < 0 || first > len(blocks) || n > len(blocks)-first {
 		return &realize.Error{Op: "read blocks", Kind: realize.Invalid, Arena: a.name, Err: fmt.Errorf("blocks %d+%d of %d", first, n, len(blocks))}
 	}
 	f, err := a.OpenBlob(blob)

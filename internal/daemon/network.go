@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -62,7 +63,7 @@ func startNetwork(ctx context.Context, d *Daemon) (*network, error) {
 	n.host = host
 	for _, a := range d.arenas.list {
 		s := &arenaSync{stats: &consensus.FetchStats{}, kick: make(chan struct{}, 1)}
-		s.repl = &consensus.Replicator{DB: d.db, Log: d.hist, Self: d.id.ID(), Arena: a.Name(), Verify: household.Verify,
+		s.repl = &consensus.Replicator{DB: d.db, Log: d.hist, Self: d.id.ID(), Arena: a.Name(), Verify: household.Verify, Logger: d.log,
 			Applier: &consensus.Applier{Arena: a, Logger: d.log,
 				Fetch: &consensus.BlockFetcher{Source: household.Blocks{Host: host}, Local: a, Stats: s.stats}}}
 		n.syncs[a.Name()] = s
@@ -242,6 +243,18 @@ func (n *network) haveSeq(arena realize.ArenaName, author realize.PeerID) uint64
 	return seq
 }
 
+// applyOnce runs one apply pass. A panic (a bug reached through data from
+// a peer) is turned into an error: one bad entry must not take the daemon
+// down with every other arena.
+func (n *network) applyOnce(s *arenaSync) (k int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("apply panicked: %v", r)
+		}
+	}()
+	return s.repl.ApplyPending(n.ctx)
+}
+
 // applyLoop applies pulled entries of one arena, one pass at a time.
 func (n *network) applyLoop(arena realize.ArenaName, s *arenaSync) {
 	t := time.NewTicker(applyRetry)
@@ -254,7 +267,7 @@ func (n *network) applyLoop(arena realize.ArenaName, s *arenaSync) {
 		case <-s.kick:
 		case <-t.C:
 		}
-		if k, err := s.repl.ApplyPending(n.ctx); err != nil && n.ctx.Err() == nil {
+		if k, err := n.applyOnce(s); err != nil && n.ctx.Err() == nil {
 			log.Warn("applying history failed", "err", err)
 		} else if k > 0 {
 			log.Debug("applied history", "entries", k)

@@ -148,6 +148,9 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 					continue
 				}
 				n, err := to.repl.Pull(ctx, consensus.LocalSource{DB: from.DB, Log: from.Log, Arena: from.Arena})
+				if realize.KindOf(err) == realize.Unavailable {
+					err = nil // a catch-up waiting for bytes: the next round tries again
+				}
 				if err != nil {
 					return fmt.Errorf("peer %d from %d: %w", to.Index, from.Index, err)
 				}
