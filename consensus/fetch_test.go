@@ -142,7 +142,7 @@ func TestFetchFailsCleanlyWhenNobodyHasIt(t *testing.T) {
 // another peer's good map is used instead.
 func TestFetchRefusesHostileBlockMaps(t *testing.T) {
 	for _, bad := range []realize.BlockMap{
-		{{Size: 2 << 20}, {Size: 1<<20 + 1}},              // a 2 MiB "block"
+		{{Size: 2 << 20}, {Size: 1<<20 + 1}},                 // a 2 MiB "block"
 		append(realize.BlockMap{{Size: 0}}, realize.Block{}), // empty blocks
 	} {
 		src := newMemSource(3<<20+1, pa, pb)
