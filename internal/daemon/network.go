@@ -141,16 +141,45 @@ func (n *network) followPeers(ctx context.Context) {
 	}
 }
 
-// connected starts following each arena shared with a new connection.
+// superviseEvery is how often a connection's supervisor checks that every
+// shared arena is followed: an arena shared later (config change) or a
+// watch stream that ended while the connection lives is picked up again.
+const superviseEvery = 3 * time.Second
+
+// connected starts a supervisor that follows each arena shared with the
+// connection for as long as it lives.
 func (n *network) connected(c *household.Conn) {
 	ctx, cancel := context.WithCancel(n.ctx)
 	n.goRun(func() { <-c.Done(); cancel() })
-	for _, arena := range c.SharedArenas() {
-		s, ok := n.syncs[arena]
-		if !ok {
-			continue
+	n.goRun(func() { n.supervise(ctx, c) })
+}
+
+func (n *network) supervise(ctx context.Context, c *household.Conn) {
+	var mu sync.Mutex
+	running := map[realize.ArenaName]bool{}
+	t := time.NewTicker(superviseEvery)
+	defer t.Stop()
+	for {
+		for _, arena := range c.SharedArenas() {
+			s, ok := n.syncs[arena]
+			mu.Lock()
+			start := ok && !running[arena]
+			running[arena] = running[arena] || start
+			mu.Unlock()
+			if start {
+				n.goRun(func() {
+					n.watch(ctx, c, arena, s)
+					mu.Lock()
+					delete(running, arena)
+					mu.Unlock()
+				})
+			}
 		}
-		n.goRun(func() { n.watch(ctx, c, arena, s) })
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
