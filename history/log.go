@@ -1,6 +1,6 @@
 // Package history keeps the per-arena, per-peer change logs of a peer: its
-// own log (every change it made or applied) and, in later steps, the logs it
-// received from other peers. Each log is an append-only hash chain stored in
+// own log (every change it made or applied) and the logs it received from
+// other peers, directly or relayed (remote.go). Each log is an append-only hash chain stored in
 // bbolt; its head (last sequence number and entry hash) is signed with the
 // recording peer's key, so a log can be verified end to end by anyone who
 // knows the peer's public key — including a peer that received it second

@@ -1,7 +1,8 @@
 // Package household is about the other peers: who they are and how to talk
 // to them. It holds this peer's identity, the QUIC transport with pinned
-// ed25519 keys, and the wire protocol's framing and request/response layer;
-// the serving and fetching of history and blocks will build on it.
+// ed25519 keys, the wire protocol's framing and request/response layer,
+// and on top of it the history exchange and block transfer messages
+// (sync.go, sync_client.go, snapshot.go).
 //
 // Identity is the ed25519 key that names the peer (its realize.PeerID) and
 // signs its history, stored as a PKCS#8 PEM file readable by its owner only.
