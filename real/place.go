@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/realizefs/realize"
+	"github.com/zeebo/blake3"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -56,32 +57,39 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	if path.IsRoot() || a.ignored(path, false) || a.ignored(path, true) {
 		return &realize.Error{Op: "place", Kind: realize.Invalid, Arena: a.name, Path: string(path), Err: errors.New("reserved or ignored path")}
 	}
-	a.scanMu.Lock()
-	defer a.scanMu.Unlock()
-	if err := a.noSymlinkAbove(path); err != nil {
+	local, ch, err := a.decideLocked(ctx, path, decide)
+	if err != nil || ch == nil {
 		return err
 	}
-	// Anything changed locally and not yet recorded is recorded first, so
-	// the decision sees it.
-	p := &plan{}
-	if a.isRealDir(path.Dir()) {
-		if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
+	// The bytes are fetched without the arena's lock: a large download must
+	// not hold back the recording of local edits meanwhile.
+	var fill filled
+	if !ch.Keep && ch.Result.Meta.Kind == realize.KindFile {
+		if err := a.safeParents(path); err != nil {
 			return err
 		}
+		if fill.tmp, fill.h, err = a.fillTemp(ctx, path, ch); err != nil {
+			return err
+		}
+		defer os.Remove(fill.tmp) // a no-op once renamed into place
 	}
-	if err := a.checkFile(path, p); err != nil {
-		return err
-	}
-	if err := a.record(ctx, p); err != nil {
-		return err
-	}
-	local, err := a.record0(path)
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	// The path may have changed while the bytes came: decide again on what
+	// is there now, and go ahead only if the outcome is the same content.
+	now, err := a.record0(path)
 	if err != nil {
 		return err
 	}
-	ch, err := decide(local.Frontier())
-	if err != nil || ch == nil {
-		return err
+	if !sameRecord(now, local) {
+		next, err := decide(now.Frontier())
+		if err != nil || next == nil {
+			return err
+		}
+		if next.Keep != ch.Keep || next.Result.Meta != ch.Result.Meta {
+			return &realize.Error{Op: "place", Kind: realize.Changed, Arena: a.name, Path: string(path), Err: ErrLocalChange}
+		}
+		local, ch = now, next
 	}
 	if ch.Keep {
 		if err := a.unchanged(path, local); err != nil {
@@ -89,11 +97,53 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		}
 		return a.commitPlaced(path, ch, local.Stat, Hashed{})
 	}
-	stat, hashed, err := a.materialize(ctx, path, local, ch)
+	stat, err := a.install(path, local, ch, fill.tmp)
 	if err != nil {
 		return err
 	}
-	return a.commitPlaced(path, ch, stat, hashed)
+	return a.commitPlaced(path, ch, stat, fill.h)
+}
+
+// filled is a verified temporary file waiting to be put in place.
+type filled struct {
+	tmp string
+	h   Hashed
+}
+
+// decideLocked records any unrecorded local change at path, then asks
+// decide, all under the arena's lock.
+func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Decider) (*Record, *Change, error) {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	if err := a.noSymlinkAbove(path); err != nil {
+		return nil, nil, err
+	}
+	p := &plan{}
+	if a.isRealDir(path.Dir()) {
+		if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := a.checkFile(path, p); err != nil {
+		return nil, nil, err
+	}
+	if err := a.record(ctx, p); err != nil {
+		return nil, nil, err
+	}
+	local, err := a.record0(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := decide(local.Frontier())
+	return local, ch, err
+}
+
+// sameRecord tells whether a path's record is unchanged between two reads.
+func sameRecord(a, b *Record) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Deleted == b.Deleted && a.Meta == b.Meta && a.Stat == b.Stat && a.Version.Compare(b.Version) == realize.Equal
 }
 
 // record0 reads the index record of one path.
@@ -109,55 +159,44 @@ func (a *Arena) record0(path realize.Path) (*Record, error) {
 	return r, err
 }
 
-// materialize puts the change's result at path and returns its stat and,
-// for a file, its verified content identity.
-func (a *Arena) materialize(ctx context.Context, path realize.Path, local *Record, ch *Change) (st Stat, h Hashed, err error) {
+// install puts the change's result at path — the verified temporary file
+// tmp for a file — under the arena's lock, and returns its stat.
+func (a *Arena) install(path realize.Path, local *Record, ch *Change, tmp string) (st Stat, err error) {
 	abs := a.abs(path)
 	if err := a.safeParents(path); err != nil {
-		return st, h, err
+		return st, err
 	}
 	m := ch.Result.Meta
-	var tmp string
-	switch m.Kind {
-	case realize.KindFile:
-		if tmp, h, err = a.fillTemp(ctx, path, ch); err != nil {
-			return st, h, err
-		}
-	case realize.KindSymlink:
+	if m.Kind == realize.KindSymlink {
 		tmp = a.tempName(path)
 		if err := os.Symlink(m.Target, tmp); err != nil {
-			return st, h, a.placeErr(path, realize.IO, err)
+			return st, a.placeErr(path, realize.IO, err)
 		}
+		defer os.Remove(tmp) // a no-op once renamed into place
 	}
-	defer func() {
-		if tmp != "" {
-			os.Remove(tmp)
-		}
-	}()
 	if err := a.unchanged(path, local); err != nil {
-		return st, h, err
+		return st, err
 	}
 	if err := a.moveAsideLoser(path, local, ch); err != nil {
-		return st, h, err
+		return st, err
 	}
 	if err := a.swap(abs, tmp, m); err != nil {
 		if realize.KindOf(err) == realize.Conflict {
-			return st, h, err
+			return st, err
 		}
-		return st, h, a.placeErr(path, realize.IO, err)
+		return st, a.placeErr(path, realize.IO, err)
 	}
-	tmp = ""
 	if err := syncDir(filepath.Dir(abs)); err != nil {
-		return st, h, a.placeErr(path, realize.IO, err)
+		return st, a.placeErr(path, realize.IO, err)
 	}
 	if m.Kind == realize.KindNone {
-		return st, h, nil
+		return st, nil
 	}
 	info, err := os.Lstat(abs)
 	if err != nil {
-		return st, h, a.placeErr(path, realize.IO, err)
+		return st, a.placeErr(path, realize.IO, err)
 	}
-	return StatOf(info), h, nil
+	return StatOf(info), nil
 }
 
 // safeParents makes sure every directory above path is a real directory
@@ -258,7 +297,10 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 	m := ch.Result.Meta
 	// One temporary file per blob and directory, kept when a transfer is
 	// cut short: the next attempt finds the blocks it already has.
-	name := filepath.Join(filepath.Dir(a.abs(path)), TempPrefix+m.Blob.String())
+	// Named by blob and path: two placements of the same content in one
+	// directory (they can run at once) never share a file.
+	ph := blake3.Sum256([]byte(path))
+	name := filepath.Join(filepath.Dir(a.abs(path)), fmt.Sprintf("%s%s-%x", TempPrefix, m.Blob, ph[:4]))
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return "", Hashed{}, a.placeErr(path, realize.IO, err)
