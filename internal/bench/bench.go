@@ -24,6 +24,10 @@ type Options struct {
 	IndexFiles  int    // files in the index-throughput tree
 	IndexBytes  int64  // bytes in it, spread evenly
 	RescanFiles int    // files in the rescan / heap tree
+	SyncBytes   int64  // size of the big file synced between two daemons; 0 = no sync stage
+	SyncFiles   int    // small files in the synced tree
+	SyncEdits   int    // latency samples per run
+	Only        string // run only this stage (rescan, index, sync); "" = all
 	Out         io.Writer
 }
 
@@ -38,15 +42,27 @@ type Row struct {
 	Met      string // "yes", "no" or ""
 }
 
-// Run runs every benchmark and prints the table.
+// Run runs every benchmark (or only the stage o.Only) and prints the table.
 func Run(ctx context.Context, o Options) ([]Row, error) {
+	stages := []struct {
+		name string
+		run  func(context.Context, Options) ([]Row, error)
+	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}}
 	var rows []Row
-	for _, b := range []func(context.Context, Options) ([]Row, error){benchRescan, benchIndex} {
-		r, err := b(ctx, o)
+	ran := false
+	for _, s := range stages {
+		if o.Only != "" && o.Only != s.name {
+			continue
+		}
+		ran = true
+		r, err := s.run(ctx, o)
 		if err != nil {
-			return rows, err
+			return rows, fmt.Errorf("%s: %w", s.name, err)
 		}
 		rows = append(rows, r...)
+	}
+	if !ran {
+		return nil, fmt.Errorf("no stage %q (rescan, index, sync)", o.Only)
 	}
 	Print(o.Out, rows)
 	return rows, nil

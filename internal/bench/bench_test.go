@@ -10,7 +10,8 @@ import (
 // rot unnoticed between the times someone runs it.
 func TestRunSmall(t *testing.T) {
 	var out bytes.Buffer
-	rows, err := Run(t.Context(), Options{Dir: t.TempDir(), Runs: 1, IndexFiles: 200, IndexBytes: 4 << 20, RescanFiles: 500, Out: &out})
+	rows, err := Run(t.Context(), Options{Dir: t.TempDir(), Runs: 1, IndexFiles: 200, IndexBytes: 4 << 20, RescanFiles: 500,
+		SyncBytes: 8 << 20, SyncFiles: 200, SyncEdits: 3, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +23,7 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("%s: value %v", r.Name, r.Value)
 		}
 	}
-	if !strings.Contains(out.String(), "no-change rescan") {
+	if !strings.Contains(out.String(), "no-change rescan") || !strings.Contains(out.String(), "A→B") {
 		t.Errorf("table:\n%s", out.String())
 	}
 }

@@ -21,6 +21,10 @@ func main() {
 	flag.IntVar(&o.IndexFiles, "index-files", 10000, "files in the indexing tree")
 	flag.Int64Var(&o.IndexBytes, "index-bytes", 1<<30, "bytes in the indexing tree")
 	flag.IntVar(&o.RescanFiles, "rescan-files", 100000, "files in the rescan / memory tree")
+	flag.Int64Var(&o.SyncBytes, "sync-bytes", 1<<30, "size of the file synced between two daemons; 0 skips the sync stage")
+	flag.IntVar(&o.SyncFiles, "sync-files", 10000, "small files in the synced tree")
+	flag.IntVar(&o.SyncEdits, "sync-edits", 20, "propagation-latency samples per run")
+	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index or sync")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
