@@ -41,9 +41,9 @@ type BlockFetcher struct {
 	// Local, if set, supplies blocks this peer already holds in other
 	// files before any is asked of a peer.
 	Local LocalBlocks
-	// InFlight is the number of concurrent block runs (default 4).
+	// InFlight is the number of concurrent block runs (default 8).
 	InFlight int
-	// RunBlocks is the number of blocks asked for per request (default 8).
+	// RunBlocks is the number of blocks asked for per request (default 16).
 	RunBlocks int
 	// Stats, if set, counts bytes received and bytes reused.
 	Stats *FetchStats
@@ -83,10 +83,23 @@ func (bf *BlockFetcher) Fetch(ctx context.Context, arena realize.ArenaName, m re
 	for i, b := range blocks {
 		offsets[i+1] = offsets[i] + int64(b.Size)
 	}
+	info, err := f.Stat()
+	if err != nil {
+		return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
+	}
 	if err := f.Truncate(m.Size); err != nil {
 		return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
 	}
-	missing := bf.present(f, blocks, offsets)
+	var missing []int
+	if info.Size() == 0 {
+		// A new temporary file holds nothing: reading it back to look for
+		// blocks would only fault in zero pages.
+		for i := range blocks {
+			missing = append(missing, i)
+		}
+	} else {
+		missing = bf.present(f, blocks, offsets)
+	}
 	if bf.Local != nil && len(missing) > 0 {
 		var copied int64
 		if missing, copied, err = bf.Local.CopyLocalBlocks(ctx, blocks, offsets, missing, f); err != nil {
@@ -178,10 +191,10 @@ func (bf *BlockFetcher) fetchMissing(ctx context.Context, peers []realize.PeerID
 	blocks realize.BlockMap, offsets []int64, missing []int, f *os.File) error {
 	inFlight, per := bf.InFlight, bf.RunBlocks
 	if inFlight <= 0 {
-		inFlight = 4
+		inFlight = 8
 	}
 	if per <= 0 {
-		per = 8
+		per = 16
 	}
 	work := make(chan run)
 	errs := make(chan error, inFlight)

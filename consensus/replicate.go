@@ -202,10 +202,11 @@ func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, 
 			switch {
 			case realize.KindOf(err) == realize.Unavailable:
 				if sup, serr := r.superseded(e); serr != nil || !sup {
-					return i, serr // wait for a peer that has the bytes
+					return i, errors.Join(serr, r.setApplied(author, e.Seq-1)) // wait for a peer that has the bytes
 				}
 			case retryLater(err):
-				return i, fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err)
+				return i, errors.Join(fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err),
+					r.setApplied(author, e.Seq-1))
 			default:
 				r.Skipped.Add(1)
 				if r.Logger != nil {
@@ -214,11 +215,21 @@ func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, 
 				}
 			}
 		}
-		if err := r.DB.Update(func(tx *bolt.Tx) error { return r.Log.SetApplied(tx, r.Arena, author, e.Seq) }); err != nil {
-			return i, err
+		// The cursor is committed every so often, not per entry: applying an
+		// entry again after a crash is harmless (it is then equal or older).
+		if (i+1)%appliedEvery == 0 || i == len(entries)-1 {
+			if err := r.setApplied(author, e.Seq); err != nil {
+				return i, err
+			}
 		}
 	}
 	return len(entries), nil
+}
+
+const appliedEvery = 64
+
+func (r *Replicator) setApplied(author realize.PeerID, seq uint64) error {
+	return r.DB.Update(func(tx *bolt.Tx) error { return r.Log.SetApplied(tx, r.Arena, author, seq) })
 }
 
 // superseded tells whether any stored log has a version of e's path that

@@ -58,6 +58,7 @@ type Arena struct {
 	ignore *Ignorer // safe for concurrent use
 
 	status arenaStatus
+	maps   mapCache // block maps of blobs being served
 }
 
 // NewArena checks the directory and prepares its indexer.

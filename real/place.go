@@ -119,13 +119,16 @@ func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Deci
 		return nil, nil, err
 	}
 	p := &plan{}
-	if a.isRealDir(path.Dir()) {
+	if err := a.checkFile(path, p); err != nil {
+		return nil, nil, err
+	}
+	// A file is checked on its own; anything else at the path (a new
+	// directory or symlink, or nothing where the index has something)
+	// needs its parent's listing compared.
+	if info, err := os.Lstat(a.abs(path)); (err != nil || !info.Mode().IsRegular()) && a.isRealDir(path.Dir()) {
 		if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
 			return nil, nil, err
 		}
-	}
-	if err := a.checkFile(path, p); err != nil {
-		return nil, nil, err
 	}
 	if err := a.record(ctx, p); err != nil {
 		return nil, nil, err

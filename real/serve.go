@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/realizefs/realize"
 	"github.com/zeebo/blake3"
@@ -25,7 +26,10 @@ func (a *Arena) BlockMap(blob realize.Hash) (realize.BlockMap, error) {
 			return err
 		}
 		inArena = len(ix.PathsOf(blob)) > 0
-		_, _, blocks, err = ix.Blob(blob)
+		if blocks = a.maps.get(blob); blocks == nil {
+			_, _, blocks, err = ix.Blob(blob)
+			a.maps.put(blob, blocks)
+		}
 		return err
 	})
 	if err != nil {
@@ -96,4 +100,33 @@ func (a *Arena) ReadBlocks(ctx context.Context, blob realize.Hash, first, n int,
 		off += int64(blocks[i].Size)
 	}
 	return nil
+}
+
+// mapCache keeps the block maps of the last few blobs served. A block map
+// is a function of the blob's bytes, so an entry never goes stale; serving
+// a large file asks for its map once per run of blocks, and decoding a
+// 1 GiB file's map each time would cost more than sending the blocks.
+type mapCache struct {
+	mu sync.Mutex
+	m  map[realize.Hash]realize.BlockMap
+}
+
+const mapCacheSize = 16
+
+func (c *mapCache) get(h realize.Hash) realize.BlockMap {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[h]
+}
+
+func (c *mapCache) put(h realize.Hash, bm realize.BlockMap) {
+	if bm == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= mapCacheSize {
+		c.m = map[realize.Hash]realize.BlockMap{} // small: start over rather than track use
+	}
+	c.m[h] = bm
 }
