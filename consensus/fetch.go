@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/real"
 	"github.com/zeebo/blake3"
 )
 
@@ -114,6 +115,14 @@ func (bf *BlockFetcher) Fetch(ctx context.Context, arena realize.ArenaName, m re
 // if its sizes add up to the blob's (the bytes are checked block by block,
 // and the whole blob once more when placed).
 func (bf *BlockFetcher) blockMap(ctx context.Context, peers []realize.PeerID, arena realize.ArenaName, m realize.Meta) (realize.BlockMap, error) {
+	// Content of at most real.OneBlockMax bytes is one block named by the
+	// blob hash (the format's one-block rule): no need to ask.
+	if m.Size == 0 {
+		return nil, nil
+	}
+	if m.Size <= real.OneBlockMax {
+		return realize.BlockMap{{Hash: m.Blob, Size: uint32(m.Size)}}, nil
+	}
 	var last error
 	for _, p := range peers {
 		bm, err := bf.Source.BlockMap(ctx, p, arena, m.Blob)

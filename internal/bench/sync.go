@@ -163,7 +163,8 @@ func syncEdit(ctx context.Context, o Options, a, b *daemonPeer, rng *rand.ChaCha
 	if err := waitIdleBoth(ctx, a, b); err != nil {
 		return 0, 0, err
 	}
-	before, err := b.status(ctx)
+	src, dst := filepath.Join(a.arena, bigName), filepath.Join(b.arena, bigName)
+	before, err := settled(ctx, b, src, dst)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -171,7 +172,6 @@ func syncEdit(ctx context.Context, o Options, a, b *daemonPeer, rng *rand.ChaCha
 	off := int64(rng.Uint64() % uint64(o.SyncBytes-n+1))
 	patch := make([]byte, n)
 	rng.Read(patch)
-	src, dst := filepath.Join(a.arena, bigName), filepath.Join(b.arena, bigName)
 	if err := patchFile(src, off, patch); err != nil {
 		return 0, 0, err
 	}
@@ -195,6 +195,25 @@ func syncEdit(ctx context.Context, o Options, a, b *daemonPeer, rng *rand.ChaCha
 	}
 	after, err := b.status(ctx)
 	return after.Arenas[0].Received - before.Arenas[0].Received, secs, err
+}
+
+// settled waits until B's copy of the big file matches A's and B's
+// received counter has stopped moving, and returns B's status then: A may
+// have recorded an intermediate version of the file while it was being
+// written, whose transfer must not be counted as the edit's.
+func settled(ctx context.Context, b *daemonPeer, src, dst string) (peerStatus, error) {
+	var last peerStatus
+	seen := false
+	err := waitUntil(ctx, 2*time.Minute, 500*time.Millisecond, "b's copy to settle", func() (bool, error) {
+		st, err := b.status(ctx)
+		if err != nil {
+			return false, err
+		}
+		same := seen && st.Arenas[0].Received == last.Arenas[0].Received && sameContent(src, dst) == nil
+		last, seen = st, true
+		return same, nil
+	})
+	return last, err
 }
 
 // syncTree writes the small files outside the arena, then moves the tree
