@@ -122,10 +122,16 @@ func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Deci
 	if err := a.checkFile(path, p); err != nil {
 		return nil, nil, err
 	}
-	// A file is checked on its own; anything else at the path (a new
+	// A file is checked on its own; anything else at the path (a
 	// directory or symlink, or nothing where the index has something)
-	// needs its parent's listing compared.
-	if info, err := os.Lstat(a.abs(path)); (err != nil || !info.Mode().IsRegular()) && a.isRealDir(path.Dir()) {
+	// needs its parent's listing compared. Nothing on disk and nothing in
+	// the index — the common case of a new file — needs neither.
+	rec, err := a.record0(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, statErr := os.Lstat(a.abs(path))
+	if (statErr != nil && live(rec) || statErr == nil && !info.Mode().IsRegular()) && a.isRealDir(path.Dir()) {
 		if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
 			return nil, nil, err
 		}
