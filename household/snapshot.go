@@ -47,10 +47,7 @@ type SnapVersion struct {
 
 func (d *SyncData) serveSnapshot(_ context.Context, _ realize.PeerID, req *Request, w *ResponseWriter) error {
 	var q LogsRequest
-	if err := req.Decode(&q); err != nil {
-		return err
-	}
-	if err := req.RequireArena(q.Arena); err != nil {
+	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
 	a, err := d.arena(q.Arena)

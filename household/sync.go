@@ -92,6 +92,23 @@ type BlockFrame struct {
 	Data  []byte `cbor:"2,keyasint"`
 }
 
+// arenaRequest is a request about one arena.
+type arenaRequest interface{ arena() realize.ArenaName }
+
+func (q *LogsRequest) arena() realize.ArenaName { return q.Arena }
+func (q *PageRequest) arena() realize.ArenaName { return q.Arena }
+func (q *BlobRequest) arena() realize.ArenaName { return q.Arena }
+
+// decodeShared decodes a request and checks that its arena is shared with
+// the caller — the first thing every sync handler does, before it reads
+// anything of the arena.
+func decodeShared(req *Request, q arenaRequest) error {
+	if err := req.Decode(q); err != nil {
+		return err
+	}
+	return req.RequireArena(q.arena())
+}
+
 // SyncData is what the sync handlers serve from.
 type SyncData struct {
 	DB    *store.DB
@@ -145,10 +162,7 @@ func (d *SyncData) heads(arena realize.ArenaName) ([]WireHead, error) {
 
 func (d *SyncData) serveLogs(_ context.Context, _ realize.PeerID, req *Request, w *ResponseWriter) error {
 	var q LogsRequest
-	if err := req.Decode(&q); err != nil {
-		return err
-	}
-	if err := req.RequireArena(q.Arena); err != nil {
+	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
 	heads, err := d.heads(q.Arena)
@@ -160,10 +174,7 @@ func (d *SyncData) serveLogs(_ context.Context, _ realize.PeerID, req *Request, 
 
 func (d *SyncData) servePage(_ context.Context, _ realize.PeerID, req *Request, w *ResponseWriter) error {
 	var q PageRequest
-	if err := req.Decode(&q); err != nil {
-		return err
-	}
-	if err := req.RequireArena(q.Arena); err != nil {
+	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
 	var p *history.Page
@@ -185,10 +196,7 @@ const watchHeartbeat = 20 * time.Second
 // arena grows, until the client goes away.
 func (d *SyncData) serveWatch(ctx context.Context, _ realize.PeerID, req *Request, w *ResponseWriter) error {
 	var q LogsRequest
-	if err := req.Decode(&q); err != nil {
-		return err
-	}
-	if err := req.RequireArena(q.Arena); err != nil {
+	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
 	for {
@@ -221,10 +229,7 @@ func (d *SyncData) arena(name realize.ArenaName) (*real.Arena, error) {
 
 func (d *SyncData) serveBlockMap(_ context.Context, _ realize.PeerID, req *Request, w *ResponseWriter) error {
 	var q BlobRequest
-	if err := req.Decode(&q); err != nil {
-		return err
-	}
-	if err := req.RequireArena(q.Arena); err != nil {
+	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
 	a, err := d.arena(q.Arena)
@@ -244,10 +249,7 @@ func (d *SyncData) serveBlockMap(_ context.Context, _ realize.PeerID, req *Reque
 
 func (d *SyncData) serveBlocks(ctx context.Context, _ realize.PeerID, req *Request, w *ResponseWriter) error {
 	var q BlobRequest
-	if err := req.Decode(&q); err != nil {
-		return err
-	}
-	if err := req.RequireArena(q.Arena); err != nil {
+	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
 	if q.N <= 0 || q.N > MaxBlocksPerRequest {
@@ -265,10 +267,7 @@ func (d *SyncData) serveBlocks(ctx context.Context, _ realize.PeerID, req *Reque
 // serveAck records how far the caller has stored the arena's logs.
 func (d *SyncData) serveAck(_ context.Context, peer realize.PeerID, req *Request, w *ResponseWriter) error {
 	var q LogsRequest
-	if err := req.Decode(&q); err != nil {
-		return err
-	}
-	if err := req.RequireArena(q.Arena); err != nil {
+	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
 	return d.DB.Update(func(tx *bolt.Tx) error {
