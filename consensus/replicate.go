@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/realizefs/realize"
@@ -197,33 +198,86 @@ func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, 
 	if err != nil {
 		return 0, err
 	}
-	for i, e := range entries {
-		if err := r.Applier.Apply(ctx, e); err != nil {
-			switch {
-			case realize.KindOf(err) == realize.Unavailable:
-				if sup, serr := r.superseded(e); serr != nil || !sup {
-					return i, errors.Join(serr, r.setApplied(author, e.Seq-1)) // wait for a peer that has the bytes
-				}
-			case retryLater(err):
-				return i, errors.Join(fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err),
-					r.setApplied(author, e.Seq-1))
-			default:
-				r.Skipped.Add(1)
-				if r.Logger != nil {
-					r.Logger.Warn("history entry not applied", "arena", string(r.Arena), "author", author.Short(),
-						"seq", e.Seq, "op", e.Op.String(), "path", string(e.Path), "err", err)
-				}
-			}
+	done := 0
+	for done < len(entries) {
+		batch := nextBatch(entries[done:])
+		if err := r.applyBatch(ctx, author, batch); err != nil {
+			return done, err
 		}
-		// The cursor is committed every so often, not per entry: applying an
-		// entry again after a crash is harmless (it is then equal or older).
-		if (i+1)%appliedEvery == 0 || i == len(entries)-1 {
-			if err := r.setApplied(author, e.Seq); err != nil {
-				return i, err
+		done += len(batch)
+		// The cursor is committed every so often, not per entry: applying
+		// an entry again after a crash is harmless (it is then equal or
+		// older).
+		if done%appliedEvery < len(batch) || done == len(entries) {
+			if err := r.setApplied(author, entries[done-1].Seq); err != nil {
+				return done, err
 			}
 		}
 	}
 	return len(entries), nil
+}
+
+// maxParallel bounds the file entries applied at once.
+const maxParallel = 8
+
+// nextBatch returns the entries to apply together: a run of file contents
+// arriving (add, replace) at distinct paths, which commute, or else the
+// single next entry. Removals, directory changes, renames, symlinks and
+// conflicts keep their exact order: a removal overtaking an add could take
+// away the local copy the add would have used (a rename relayed as add +
+// remove would then move bytes).
+func nextBatch(entries []*realize.Entry) []*realize.Entry {
+	seen := map[realize.Path]bool{}
+	n := 0
+	for _, e := range entries {
+		plain := e.Op == realize.OpAdd || e.Op == realize.OpReplace
+		if !plain || seen[e.Path] || n == 4*maxParallel {
+			break
+		}
+		seen[e.Path] = true
+		n++
+	}
+	return entries[:max(n, 1)]
+}
+
+// applyBatch applies entries concurrently (a batch from nextBatch) and
+// sorts out their errors: the earliest error worth retrying stops the log
+// there (later ones are applied again next time: harmless).
+func (r *Replicator) applyBatch(ctx context.Context, author realize.PeerID, batch []*realize.Entry) error {
+	errs := make([]error, len(batch))
+	sem := make(chan struct{}, maxParallel)
+	var wg sync.WaitGroup
+	for i, e := range batch {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = r.Applier.Apply(ctx, e)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		e := batch[i]
+		switch {
+		case realize.KindOf(err) == realize.Unavailable:
+			if sup, serr := r.superseded(e); serr != nil || !sup {
+				return errors.Join(serr, r.setApplied(author, e.Seq-1)) // wait for a peer that has the bytes
+			}
+		case retryLater(err):
+			return errors.Join(fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err),
+				r.setApplied(author, e.Seq-1))
+		default:
+			r.Skipped.Add(1)
+			if r.Logger != nil {
+				r.Logger.Warn("history entry not applied", "arena", string(r.Arena), "author", author.Short(),
+					"seq", e.Seq, "op", e.Op.String(), "path", string(e.Path), "err", err)
+			}
+		}
+	}
+	return nil
 }
 
 const appliedEvery = 64
