@@ -164,7 +164,9 @@ func (a *Arena) Run(ctx context.Context) error {
 	a.logScanErr(a.ScanAll(ctx))
 	rescan := time.NewTicker(a.rescan)
 	defer rescan.Stop()
-	retry := time.NewTicker(time.Second)
+	// Files that changed while being hashed are tried again soon: a large
+	// file still being written should be indexed as soon as it settles.
+	retry := time.NewTicker(250 * time.Millisecond)
 	defer retry.Stop()
 	for {
 		select {
