@@ -89,7 +89,7 @@ func (h *Hasher) HashFile(ctx context.Context, path string, want Stat) (Hashed, 
 	if h.hookOpened != nil {
 		h.hookOpened()
 	}
-	hs, err := h.hashOpen(ctx, f, want.Size)
+	hs, err := h.hashOpen(ctx, &watchedReader{f: f, want: want}, want.Size)
 	if err != nil {
 		return fail(errKind(err), err)
 	}
@@ -99,7 +99,7 @@ func (h *Hasher) HashFile(ctx context.Context, path string, want Stat) (Hashed, 
 	return hs, nil
 }
 
-func (h *Hasher) hashOpen(ctx context.Context, f *os.File, size int64) (Hashed, error) {
+func (h *Hasher) hashOpen(ctx context.Context, f io.Reader, size int64) (Hashed, error) {
 	w, err := h.get()
 	if err != nil {
 		return Hashed{}, err
@@ -109,6 +109,33 @@ func (h *Hasher) hashOpen(ctx context.Context, f *os.File, size int64) (Hashed, 
 	defer h.active.Add(-1)
 	pipeline := size >= pipelineMin && 2*int(n) <= runtime.GOMAXPROCS(0)
 	return w.hash(ctx, f, size, pipeline)
+}
+
+// watchCheckEvery is how much of a file is read between two checks that
+// it is not being written meanwhile.
+const watchCheckEvery = 64 << 20
+
+// watchedReader reads an open file and, every watchCheckEvery bytes,
+// checks that its size and mtime are still the ones the scanner saw: a
+// large file still being written is given up early (Changed) instead of
+// being read to the end for nothing.
+type watchedReader struct {
+	f     *os.File
+	want  Stat
+	since int64
+}
+
+func (w *watchedReader) Read(p []byte) (int, error) {
+	n, err := w.f.Read(p)
+	if w.since += int64(n); w.since >= watchCheckEvery {
+		w.since = 0
+		if fi, serr := w.f.Stat(); serr == nil {
+			if st := StatOf(fi); st.Size != w.want.Size || st.MTime != w.want.MTime {
+				return n, errChanged
+			}
+		}
+	}
+	return n, err
 }
 
 // errChanged marks an error as "the file changed under us" for errKind.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -366,5 +367,27 @@ func BenchmarkHashFile(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestHashGivesUpEarlyOnGrowingFile: reading a large file that grows
+// meanwhile stops at the next periodic check, long before its end.
+func TestHashGivesUpEarlyOnGrowingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "growing")
+	if err := os.WriteFile(path, make([]byte, 4*watchCheckEvery), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := os.Lstat(path)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	w.Write([]byte("more"))
+	w.Close()
+	n, err := io.Copy(io.Discard, &watchedReader{f: f, want: StatOf(info)})
+	if !errors.Is(err, errChanged) || n > watchCheckEvery+(1<<20) {
+		t.Fatalf("read %d bytes of %d, err %v: want to stop at the first check", n, 4*watchCheckEvery, err)
 	}
 }
