@@ -339,26 +339,12 @@ func (s LocalSource) Snapshot(_ context.Context, _ realize.ArenaName, fn func(re
 }
 
 // Logs lists the logs stored for arena with their heads.
-func (s LocalSource) Logs(_ context.Context, arena realize.ArenaName) ([]history.LogHead, error) {
-	var out []history.LogHead
-	err := s.DB.View(func(tx *bolt.Tx) error {
-		ids, err := s.Log.Logs(tx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if id.Arena != arena {
-				continue
-			}
-			h, err := s.Log.Head(tx, arena, id.Peer)
-			if err != nil {
-				return err
-			}
-			out = append(out, history.LogHead{Peer: id.Peer, Seq: h.Seq})
-		}
-		return nil
+func (s LocalSource) Logs(_ context.Context, arena realize.ArenaName) (heads []history.LogHead, err error) {
+	err = s.DB.View(func(tx *bolt.Tx) error {
+		heads, err = s.Log.Heads(tx, arena)
+		return err
 	})
-	return out, err
+	return heads, err
 }
 
 // Page reads a page of a stored log.

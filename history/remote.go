@@ -28,6 +28,27 @@ type LogHead struct {
 	Seq  uint64
 }
 
+// Heads lists the logs of arena stored here (this peer's own and received
+// ones) with their head sequence numbers: what a peer offers others.
+func (l *Log) Heads(tx *bolt.Tx, arena realize.ArenaName) ([]LogHead, error) {
+	ids, err := l.Logs(tx)
+	if err != nil {
+		return nil, err
+	}
+	var out []LogHead
+	for _, id := range ids {
+		if id.Arena != arena {
+			continue
+		}
+		h, err := l.Head(tx, arena, id.Peer)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, LogHead{Peer: id.Peer, Seq: h.Seq})
+	}
+	return out, nil
+}
+
 // MaxPageEntries bounds a page; it is at least CheckpointEvery so that a
 // page always reaches a checkpoint.
 const MaxPageEntries = 4 * CheckpointEvery

@@ -139,24 +139,15 @@ func RegisterSync(m *Mux, d *SyncData) error {
 }
 
 func (d *SyncData) heads(arena realize.ArenaName) ([]WireHead, error) {
-	var out []WireHead
-	err := d.DB.View(func(tx *bolt.Tx) error {
-		ids, err := d.Log.Logs(tx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if id.Arena != arena {
-				continue
-			}
-			h, err := d.Log.Head(tx, arena, id.Peer)
-			if err != nil {
-				return err
-			}
-			out = append(out, WireHead{Peer: id.Peer, Seq: h.Seq})
-		}
-		return nil
+	var heads []history.LogHead
+	err := d.DB.View(func(tx *bolt.Tx) (err error) {
+		heads, err = d.Log.Heads(tx, arena)
+		return err
 	})
+	out := make([]WireHead, len(heads))
+	for i, h := range heads {
+		out[i] = WireHead{Peer: h.Peer, Seq: h.Seq}
+	}
 	return out, err
 }
 
