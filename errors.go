@@ -24,6 +24,9 @@ const (
 	Unsupported ErrKind = 10 // not possible on this OS or in this version
 	Changed     ErrKind = 11 // the file changed while being read; try again later
 	Canceled    ErrKind = 12 // the operation was canceled
+	NotEmpty    ErrKind = 13 // a directory that must be empty is not
+	IsDir       ErrKind = 14 // a directory where a file was expected
+	NotDir      ErrKind = 15 // a file where a directory was expected
 )
 
 var kindNames = [...]string{
@@ -31,6 +34,7 @@ var kindNames = [...]string{
 	Permission: "permission denied", IO: "I/O error", Corrupt: "corrupt data",
 	Busy: "busy", Unavailable: "unavailable", Conflict: "conflict",
 	Unsupported: "unsupported", Changed: "changed while reading", Canceled: "canceled",
+	NotEmpty: "directory not empty", IsDir: "is a directory", NotDir: "not a directory",
 }
 
 func (k ErrKind) String() string {

@@ -9,22 +9,13 @@ import (
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/real"
+	"github.com/realizefs/realize/unreal"
 	"github.com/zeebo/blake3"
 )
 
-// BlockSource is what the fetcher needs from the network: who may have a
-// blob, its block map, and ranges of its blocks. The household implements
-// it over QUIC; tests implement it in memory.
-type BlockSource interface {
-	// Sources lists the peers to ask for blocks of arena, best first.
-	Sources(arena realize.ArenaName) []realize.PeerID
-	// BlockMap asks peer for a blob's block map.
-	BlockMap(ctx context.Context, peer realize.PeerID, arena realize.ArenaName, blob realize.Hash) (realize.BlockMap, error)
-	// ReadBlocks asks peer for n blocks of a blob from block index first,
-	// calling fn with each block's bytes in order (data is only valid
-	// during the call).
-	ReadBlocks(ctx context.Context, peer realize.PeerID, arena realize.ArenaName, blob realize.Hash, first, n int, fn func(i int, data []byte) error) error
-}
+// BlockSource is what the fetcher needs from the network (defined with
+// the cache, which fetches too).
+type BlockSource = unreal.BlockSource
 
 // LocalBlocks finds blocks this peer already has (in other files), and
 // writes the ones it has into dst, verified. real.Arena implements it.
