@@ -61,12 +61,18 @@ const (
 	// OpConflict: concurrent versions of Path met; Meta is the winner every
 	// peer picks by the same rule, Losers are kept aside under conflicts/.
 	OpConflict Op = 9
+	// OpRealize: the recorder now keeps Path's current version as a real
+	// file (a pin); OpUnrealize: it no longer does (an unpin: the bytes
+	// moved to its cache). Neither changes the path's version: other
+	// peers learn from them who holds which bytes.
+	OpRealize   Op = 10
+	OpUnrealize Op = 11
 )
 
 var opNames = map[Op]string{
 	OpAdd: "add", OpReplace: "replace", OpRemove: "remove", OpRename: "rename",
 	OpMkdir: "mkdir", OpRmdir: "rmdir", OpSymlink: "symlink", OpResolve: "resolve",
-	OpConflict: "conflict",
+	OpConflict: "conflict", OpRealize: "realize", OpUnrealize: "unrealize",
 }
 
 func (o Op) String() string {
@@ -123,6 +129,10 @@ type Entry struct {
 	// FromVersion is, for OpRename, the version of From after the move
 	// (its tombstone), so other peers can order the removal of From.
 	FromVersion VersionVector
+	// Unreal says the recorder holds Path's file as listed only, without
+	// its bytes (they are on other peers or in its cache). False means it
+	// keeps a real copy: the household's record of who holds what.
+	Unreal bool
 }
 
 // Alternative is one version of a path: what it held, who made it, and

@@ -24,6 +24,11 @@ type Applier struct {
 	Arena  *real.Arena
 	Fetch  Fetcher // nil: only local copies can fill files
 	Logger *slog.Logger
+	// Pinned tells whether a path is marked to be kept real here (nil:
+	// everything is). A file that is not pinned, not real here already and
+	// not present locally under another name is recorded unreal: listed,
+	// its bytes left on the peers that hold them.
+	Pinned func(realize.Path) bool
 }
 
 // maxAttempts bounds re-deciding when the local file keeps changing under
@@ -40,6 +45,8 @@ func (ap *Applier) Apply(ctx context.Context, e *realize.Entry) error {
 		return err
 	}
 	switch e.Op {
+	case realize.OpRealize, realize.OpUnrealize:
+		return nil // who holds what: the listing's business, not the tree's
 	case realize.OpRename:
 		// The destination first: its bytes may come from the source.
 		dst := realize.Alternative{Origin: e.Origin, Meta: e.Meta, Version: e.Version}
@@ -86,7 +93,11 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 	var err error
 	for range maxAttempts {
 		err = ap.Arena.Place(ctx, path, func(local []realize.Alternative) (*real.Change, error) {
-			return ap.change(local, incoming), nil
+			ch := ap.change(local, incoming)
+			if ch != nil && ch.Fill != nil && !ap.keepReal(path, ch.Result.Meta.Blob) {
+				ch.Fill, ch.Unreal = nil, true
+			}
+			return ch, nil
 		})
 		if realize.KindOf(err) != realize.Changed {
 			return err
@@ -115,6 +126,20 @@ func (ap *Applier) change(local, incoming []realize.Alternative) *real.Change {
 		ch.Fill = ap.filler(d.Result.Meta)
 	}
 	return ch
+}
+
+// keepReal tells whether a file placed at path must be real here: it is
+// pinned, or real already (files edited here stay real here), or its
+// bytes are here under another name (a rename: they must not be dropped).
+func (ap *Applier) keepReal(path realize.Path, blob realize.Hash) bool {
+	if ap.Pinned == nil || ap.Pinned(path) || ap.Arena.HasBlob(blob) {
+		return true
+	}
+	rec, err := ap.Arena.Lookup(path)
+	if err != nil {
+		return true // let Place report it
+	}
+	return rec != nil && !rec.Deleted && !rec.IsUnreal()
 }
 
 // opFor names the change from local to result for the history entry.

@@ -12,6 +12,7 @@ import (
 	"github.com/realizefs/realize/history"
 	"github.com/realizefs/realize/internal/store"
 	"github.com/realizefs/realize/real"
+	"github.com/realizefs/realize/unreal/listing"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -87,8 +88,17 @@ func (r *Replicator) pullLog(ctx context.Context, src LogSource, h history.LogHe
 		}
 		var fresh []*realize.Entry
 		err = r.DB.Update(func(tx *bolt.Tx) (err error) {
-			fresh, err = r.Log.AppendRemote(tx, page, r.Verify)
-			return err
+			if fresh, err = r.Log.AppendRemote(tx, page, r.Verify); err != nil {
+				return err
+			}
+			// Who holds what, as the author's log says, kept in step with
+			// the stored copy of that log.
+			for _, e := range fresh {
+				if err := listing.Observe(tx, e); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return n, err

@@ -35,6 +35,7 @@ type wireEntry struct {
 	Losers  []wireAlternative `cbor:"17,keyasint,omitempty"`
 	FromV   []wireVersion     `cbor:"18,keyasint,omitempty"`
 	Own     []wireVersion     `cbor:"19,keyasint,omitempty"`
+	Unreal  bool              `cbor:"20,keyasint,omitempty"`
 }
 
 // wireAlternative is a conflict loser inside an entry.
@@ -103,7 +104,7 @@ func (c *Codec) Encode(e *realize.Entry) ([]byte, error) {
 		Peer: e.Peer[:], Origin: e.Origin[:], Op: uint8(e.Op),
 		Path: string(e.Path), From: string(e.From),
 		Kind: uint8(e.Meta.Kind), Size: e.Meta.Size, MTime: e.Meta.MTime,
-		Exec: e.Meta.Exec, Target: e.Meta.Target, Prev: e.Prev[:],
+		Exec: e.Meta.Exec, Target: e.Meta.Target, Prev: e.Prev[:], Unreal: e.Unreal,
 	}
 	if !e.Meta.Blob.IsZero() {
 		w.Blob = e.Meta.Blob[:]
@@ -139,7 +140,7 @@ func (c *Codec) Decode(b []byte) (*realize.Entry, error) {
 		return nil, corrupt(err)
 	}
 	e := &realize.Entry{
-		Seq: w.Seq, Time: w.Time, Op: realize.Op(w.Op),
+		Seq: w.Seq, Time: w.Time, Op: realize.Op(w.Op), Unreal: w.Unreal,
 		Meta: realize.Meta{Kind: realize.Kind(w.Kind), Size: w.Size, MTime: w.MTime, Exec: w.Exec, Target: w.Target},
 	}
 	var err error
@@ -238,13 +239,19 @@ func validate(e *realize.Entry) error {
 	if e.Meta.Size < 0 || e.Meta.Kind > realize.KindSymlink {
 		return corrupt(errors.New("bad metadata"))
 	}
+	if e.Unreal && e.Meta.Kind != realize.KindFile {
+		return corrupt(errors.New("only a file can be unreal"))
+	}
+	if (e.Op == realize.OpRealize || e.Op == realize.OpUnrealize) && (e.Meta.Kind != realize.KindFile || e.Unreal != (e.Op == realize.OpUnrealize)) {
+		return corrupt(errors.New("realize or unrealize of something else than a file"))
+	}
 	return nil
 }
 
 var opNamesValid = map[realize.Op]struct{}{
 	realize.OpAdd: {}, realize.OpReplace: {}, realize.OpRemove: {}, realize.OpRename: {},
 	realize.OpMkdir: {}, realize.OpRmdir: {}, realize.OpSymlink: {}, realize.OpResolve: {},
-	realize.OpConflict: {},
+	realize.OpConflict: {}, realize.OpRealize: {}, realize.OpUnrealize: {},
 }
 
 func copyFixed(dst, src []byte, what string) error {

@@ -46,18 +46,26 @@ func CheckAgainstHistory(db *store.DB, arena realize.ArenaName, log *history.Log
 				return fmt.Errorf("%s: removed in history but live in the index", p)
 			case !live(r):
 				return fmt.Errorf("%s: live in history but a tombstone in the index", p)
-			case *m != r.Meta:
-				return fmt.Errorf("%s: index has %+v, history says %+v", p, r.Meta, *m)
+			case m.Meta != r.Meta:
+				return fmt.Errorf("%s: index has %+v, history says %+v", p, r.Meta, m.Meta)
+			case m.Unreal != r.Unreal:
+				return fmt.Errorf("%s: index says unreal=%v, history says %v", p, r.Unreal, m.Unreal)
 			}
 			return checkBlob(ix, p, r)
 		})
 	})
 }
 
-// replay returns the state each path reached in the log: its Meta, or nil
-// when the last entry removed it.
-func replay(tx *bolt.Tx, arena realize.ArenaName, log *history.Log, self realize.PeerID) (map[realize.Path]*realize.Meta, error) {
-	want := map[realize.Path]*realize.Meta{}
+// state is what the log says a path holds.
+type state struct {
+	Meta   realize.Meta
+	Unreal bool
+}
+
+// replay returns the state each path reached in the log, or nil when the
+// last entry removed it.
+func replay(tx *bolt.Tx, arena realize.ArenaName, log *history.Log, self realize.PeerID) (map[realize.Path]*state, error) {
+	want := map[realize.Path]*state{}
 	err := log.Scan(tx, arena, self, 0, func(e *realize.Entry, _ realize.Hash) error {
 		switch e.Op {
 		case realize.OpRemove, realize.OpRmdir:
@@ -66,10 +74,10 @@ func replay(tx *bolt.Tx, arena realize.ArenaName, log *history.Log, self realize
 		case realize.OpRename:
 			want[e.From] = nil
 		}
-		if prev := want[e.Path]; prev != nil && *prev == e.Meta && e.Op != realize.OpRename {
+		m := state{Meta: e.Meta, Unreal: e.Unreal}
+		if prev := want[e.Path]; prev != nil && *prev == m && e.Op != realize.OpRename {
 			return fmt.Errorf("%s: the same state recorded twice (entry %d)", e.Path, e.Seq)
 		}
-		m := e.Meta
 		want[e.Path] = &m
 		return nil
 	})
@@ -87,7 +95,7 @@ func checkRefs(tx *bolt.Tx, ix *Index) error {
 				return err
 			}
 			return other.Walk("", func(_ realize.Path, r *Record) error {
-				if live(r) && r.Meta.Kind == realize.KindFile {
+				if r.IsReal() {
 					uses[r.Meta.Blob]++
 				}
 				return nil
@@ -111,7 +119,7 @@ func checkRefs(tx *bolt.Tx, ix *Index) error {
 }
 
 func checkBlob(ix *Index, p realize.Path, r *Record) error {
-	if r.Meta.Kind != realize.KindFile {
+	if !r.IsReal() {
 		return nil
 	}
 	found := false

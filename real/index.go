@@ -46,6 +46,20 @@ type Record struct {
 	// empty otherwise. See package consensus.
 	Own    realize.VersionVector
 	Others []realize.Alternative
+	// Unreal says the path is a file this peer lists but does not hold in
+	// its real directory (the bytes are on other peers or in the cache).
+	// The scanner leaves such records alone: no file on disk is expected.
+	Unreal bool
+}
+
+// IsReal tells whether the record is a file held in the real directory.
+func (r *Record) IsReal() bool {
+	return r != nil && !r.Deleted && !r.Unreal && r.Meta.Kind == realize.KindFile
+}
+
+// IsUnreal tells whether the record is a file listed without its bytes.
+func (r *Record) IsUnreal() bool {
+	return r != nil && !r.Deleted && r.Unreal && r.Meta.Kind == realize.KindFile
 }
 
 // Alternative returns the record as a version of its path, under the
@@ -81,7 +95,8 @@ type Counts struct {
 	Files    int64
 	Dirs     int64
 	Symlinks int64
-	Bytes    int64
+	Bytes    int64 // of all files, real or not
+	Unreal   int64 // files listed without their bytes here
 }
 
 func (c *Counts) add(m realize.Meta, sign int64) {
@@ -275,25 +290,35 @@ func (ix *Index) Put(p realize.Path, r *Record) error {
 	// be the same key), but reference the new blob before releasing the old
 	// one: they are often the same (a chmod), and releasing first would
 	// drop its record.
+	// Only real files hold blob references and where-entries: they are
+	// the bytes this peer can read and serve without asking anyone.
 	key := PathKey(p)
-	if old != nil && !old.Deleted && old.Meta.Kind == realize.KindFile {
+	if old.IsReal() {
 		if err := ix.ab.Bucket(bucketWhere).Delete(whereKey(old.Meta.Blob, key)); err != nil {
 			return err
 		}
 	}
 	if !r.Deleted {
 		ix.counts.add(r.Meta, +1)
+		if r.IsUnreal() {
+			ix.counts.Unreal++
+		}
+	}
+	if r.IsReal() {
 		if err := ix.ref(r.Meta); err != nil {
 			return err
 		}
-		if r.Meta.Kind == realize.KindFile {
-			if err := ix.ab.Bucket(bucketWhere).Put(whereKey(r.Meta.Blob, key), nil); err != nil {
-				return err
-			}
+		if err := ix.ab.Bucket(bucketWhere).Put(whereKey(r.Meta.Blob, key), nil); err != nil {
+			return err
 		}
 	}
 	if old != nil && !old.Deleted {
 		ix.counts.add(old.Meta, -1)
+		if old.IsUnreal() {
+			ix.counts.Unreal--
+		}
+	}
+	if old.IsReal() {
 		if err := ix.unref(old.Meta); err != nil {
 			return err
 		}

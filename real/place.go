@@ -34,6 +34,9 @@ type Change struct {
 	// Fill writes a file's bytes into f, from position 0. It must verify
 	// every block before writing it; Place checks the whole blob again.
 	Fill func(ctx context.Context, f *os.File) error
+	// Unreal records a file without its bytes: listed here, held by
+	// other peers. Only where nothing is on disk at the path.
+	Unreal bool
 }
 
 // Decider looks at the local state of a path (its frontier: usually one
@@ -64,7 +67,7 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	// The bytes are fetched without the arena's lock: a large download must
 	// not hold back the recording of local edits meanwhile.
 	var fill filled
-	if !ch.Keep && ch.Result.Meta.Kind == realize.KindFile {
+	if !ch.Keep && !ch.Unreal && ch.Result.Meta.Kind == realize.KindFile {
 		if err := a.safeParents(path); err != nil {
 			return err
 		}
@@ -86,7 +89,7 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		if err != nil || next == nil {
 			return err
 		}
-		if next.Keep != ch.Keep || next.Result.Meta != ch.Result.Meta {
+		if next.Keep != ch.Keep || next.Unreal != ch.Unreal || next.Result.Meta != ch.Result.Meta {
 			return &realize.Error{Op: "place", Kind: realize.Changed, Arena: a.name, Path: string(path), Err: ErrLocalChange}
 		}
 		local, ch = now, next
@@ -95,7 +98,17 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		if err := a.unchanged(path, local); err != nil {
 			return err
 		}
+		ch.Unreal = local.IsUnreal()
 		return a.commitPlaced(path, ch, local.Stat, Hashed{})
+	}
+	if ch.Unreal {
+		if local.IsReal() || live(local) && local.Meta.Kind != realize.KindFile {
+			return a.placeErr(path, realize.Invalid, errors.New("only a path with nothing on disk can be recorded unreal"))
+		}
+		if err := a.unchanged(path, local); err != nil {
+			return err
+		}
+		return a.commitPlaced(path, ch, Stat{}, Hashed{})
 	}
 	stat, err := a.install(path, local, ch, fill.tmp)
 	if err != nil {
@@ -131,7 +144,7 @@ func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Deci
 		return nil, nil, err
 	}
 	info, statErr := os.Lstat(a.abs(path))
-	if (statErr != nil && live(rec) || statErr == nil && !info.Mode().IsRegular()) && a.isRealDir(path.Dir()) {
+	if (statErr != nil && live(rec) && !rec.IsUnreal() || statErr == nil && !info.Mode().IsRegular()) && a.isRealDir(path.Dir()) {
 		if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
 			return nil, nil, err
 		}
@@ -369,7 +382,7 @@ func (a *Arena) unchanged(path realize.Path, local *Record) error {
 	info, err := os.Lstat(a.abs(path))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if !live(local) {
+		if !live(local) || local.IsUnreal() {
 			return nil
 		}
 	case err != nil:
@@ -400,7 +413,7 @@ func stillSame(rec, now Stat) bool {
 // moveAsideLoser moves the local file into ConflictDir when it is one of
 // the versions that lost: its bytes must survive the placing.
 func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) error {
-	if !live(local) || local.Meta.Kind != realize.KindFile {
+	if !local.IsReal() {
 		return nil
 	}
 	for _, l := range ch.Losers {
@@ -457,7 +470,7 @@ func (a *Arena) OpenBlob(blob realize.Hash) (*os.File, error) {
 	}
 	for _, p := range paths {
 		rec, err := a.record0(p)
-		if err != nil || !live(rec) || rec.Meta.Blob != blob {
+		if err != nil || !rec.IsReal() || rec.Meta.Blob != blob {
 			continue
 		}
 		f, err := os.Open(a.abs(p))
@@ -491,18 +504,19 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 		if err != nil {
 			return err
 		}
-		if ch.Result.Meta.Kind == realize.KindFile && !ch.Keep {
+		if ch.Result.Meta.Kind == realize.KindFile && !ch.Keep && !ch.Unreal {
 			// The block map is a function of the bytes: computed here
 			// while verifying, it is the same every peer computed.
 			if err := ix.PutBlob(h.Blob, h.Size, h.Blocks); err != nil {
 				return err
 			}
 		}
+		unreal := ch.Unreal && ch.Result.Meta.Kind == realize.KindFile
 		rec := &Record{Meta: ch.Result.Meta, Stat: st, Version: ch.Result.Version, Origin: ch.Result.Origin,
-			Deleted: ch.Result.Meta.Kind == realize.KindNone, Own: ch.Own, Others: ch.Others}
+			Deleted: ch.Result.Meta.Kind == realize.KindNone, Own: ch.Own, Others: ch.Others, Unreal: unreal}
 		e := &realize.Entry{Op: ch.Op, Path: path, Meta: ch.Result.Meta, Version: ch.Result.Version,
-			Origin: ch.Result.Origin}
-		if len(ch.Others) > 0 {
+			Origin: ch.Result.Origin, Unreal: unreal}
+		if len(ch.Others) > 0 && ch.Op != realize.OpRealize && ch.Op != realize.OpUnrealize {
 			e.Op, e.Own, e.Losers = realize.OpConflict, ch.Own, ch.Others
 		}
 		if e.Origin.IsZero() {

@@ -141,7 +141,9 @@ func (a *Arena) diffDir(ctx context.Context, dir realize.Path, recursive bool, p
 	}
 	for name, rec := range known {
 		child := dir.Join(name)
-		if !seen[name] && live(rec) && !a.ignored(child, rec.Meta.Kind == realize.KindDir) {
+		// An unreal file has no bytes on disk by design: its absence is
+		// not a deletion.
+		if !seen[name] && live(rec) && !rec.IsUnreal() && !a.ignored(child, rec.Meta.Kind == realize.KindDir) {
 			if err := a.removeTree(child, rec, p); err != nil {
 				return err
 			}
@@ -180,7 +182,9 @@ func (a *Arena) diffEntry(ctx context.Context, path realize.Path, e fs.DirEntry,
 		p.mkdirs = append(p.mkdirs, newDir{path: path, stat: st, old: rec})
 		return a.diffDir(ctx, path, true, p)
 	case mode.IsRegular():
-		if live(rec) && rec.Meta.Kind == realize.KindFile && rec.Stat.SameContent(st) && rec.Meta.Exec == isExec(st.Mode) {
+		// A file at an unreal path was put there locally (nothing else
+		// writes there but Place, which records it): always hash it.
+		if rec.IsReal() && rec.Stat.SameContent(st) && rec.Meta.Exec == isExec(st.Mode) {
 			return nil
 		}
 		if err := a.retype(path, rec, realize.KindFile, p); err != nil {
@@ -288,7 +292,7 @@ func (a *Arena) checkFile(path realize.Path, p *plan) error {
 	if live(rec) && rec.Meta.Kind != realize.KindFile {
 		return nil // a retype: the parent's diff handles it
 	}
-	if live(rec) && rec.Stat.SameContent(st) && rec.Meta.Exec == isExec(st.Mode) {
+	if rec.IsReal() && rec.Stat.SameContent(st) && rec.Meta.Exec == isExec(st.Mode) {
 		return nil
 	}
 	p.queue(hashJob{path: path, stat: st, old: rec})

@@ -32,7 +32,7 @@ const FileName = "realize.db"
 // written by a newer Realize and is refused.
 const (
 	Magic         = "realize-db"
-	SchemaVersion = 1
+	SchemaVersion = 2
 )
 
 var (

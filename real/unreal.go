@@ -1,0 +1,196 @@
+package real
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+
+	"github.com/realizefs/realize"
+	bolt "go.etcd.io/bbolt"
+)
+
+// An unreal file is listed in the index (Record.Unreal) but has no bytes
+// in the real directory. The functions here move a path between the two
+// states and record local changes to unreal paths, which the scanner cannot
+// see (there is nothing on disk to diff).
+
+// Realize makes the unreal file at path real: fill writes its bytes into a
+// temporary file (verified block by block, then as a whole), which is
+// renamed into place if the path is still unreal and absent on disk. The
+// version does not change; the entry (OpRealize) tells other peers this
+// one now holds the bytes. Realizing a real file is a no-op.
+func (a *Arena) Realize(ctx context.Context, path realize.Path, fill func(ctx context.Context, f *os.File) error) error {
+	return a.Place(ctx, path, func(local []realize.Alternative) (*Change, error) {
+		rec, err := a.record0(path)
+		if err != nil || rec.IsReal() {
+			return nil, err
+		}
+		if !rec.IsUnreal() {
+			return nil, &realize.Error{Op: "realize", Kind: realize.NotExist, Arena: a.name, Path: string(path), Err: errors.New("no file here")}
+		}
+		return &Change{Op: realize.OpRealize, Result: rec.Alternative(), Own: rec.Own, Others: rec.Others, Fill: fill}, nil
+	})
+}
+
+// Unrealize turns the real file at path into an unreal one. Any local
+// change not yet recorded is recorded first; allow then sees the record and
+// may refuse (the last copy in the household must stay). The record and
+// its entry (OpUnrealize) are committed before the bytes leave: a crash in
+// between leaves a file at an unreal path, which the next scan records as
+// an edit — never as a deletion. adopt then moves the file (its absolute
+// name) into the cache; if it fails the file is removed, its bytes being
+// held elsewhere by allow's decision.
+func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Record) error, adopt func(abs string, rec *Record) error) error {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	if err := a.recordPath(ctx, path); err != nil {
+		return err
+	}
+	rec, err := a.record0(path)
+	if err != nil {
+		return err
+	}
+	if rec.IsUnreal() {
+		return nil
+	}
+	if !rec.IsReal() {
+		return &realize.Error{Op: "unrealize", Kind: realize.NotExist, Arena: a.name, Path: string(path), Err: errors.New("no file here")}
+	}
+	if err := allow(rec); err != nil {
+		return err
+	}
+	if err := a.unchanged(path, rec); err != nil {
+		return err
+	}
+	next := *rec
+	next.Unreal, next.Stat = true, Stat{}
+	e := &realize.Entry{Op: realize.OpUnrealize, Path: path, Meta: rec.Meta, Version: rec.Version, Origin: rec.Origin, Unreal: true}
+	if e.Origin.IsZero() {
+		e.Origin = a.self
+	}
+	if err := a.commit([]pending{{entry: e, path: path, rec: &next, fix: func(*realize.Entry, *Record) {}}}); err != nil {
+		return err
+	}
+	abs := a.abs(path)
+	if err := adopt(abs, rec); err != nil {
+		a.logger.Warn("unpin: could not move the file into the cache; removing it", "arena", a.name, "path", path, "err", err)
+		if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return a.placeErr(path, realize.IO, err)
+		}
+	}
+	return nil
+}
+
+// recordPath records any unrecorded local change of one file, under the
+// arena's lock (held by the caller).
+func (a *Arena) recordPath(ctx context.Context, path realize.Path) error {
+	if err := a.noSymlinkAbove(path); err != nil {
+		return err
+	}
+	p := &plan{}
+	if err := a.checkFile(path, p); err != nil {
+		return err
+	}
+	return a.record(ctx, p)
+}
+
+// RemoveUnreal records the local removal of an unreal file (through the
+// mount: there is nothing on disk to delete).
+func (a *Arena) RemoveUnreal(ctx context.Context, path realize.Path) error {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	rec, err := a.unrealRecord(path)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(a.abs(path)); err == nil {
+		return a.placeErr(path, realize.Changed, ErrLocalChange)
+	}
+	return a.commit([]pending{a.removal(gone{path: path, rec: rec}, realize.OpRemove)})
+}
+
+// RenameUnreal records the local move of an unreal file to a path where
+// nothing is (no bytes move, here or anywhere).
+func (a *Arena) RenameUnreal(ctx context.Context, from, to realize.Path) error {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	rec, err := a.unrealRecord(from)
+	if err != nil {
+		return err
+	}
+	if a.ignored(to, false) {
+		return &realize.Error{Op: "rename", Kind: realize.Invalid, Arena: a.name, Path: string(to), Err: errors.New("reserved or ignored path")}
+	}
+	old, err := a.record0(to)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(a.abs(to)); err == nil || live(old) {
+		return &realize.Error{Op: "rename", Kind: realize.Exist, Arena: a.name, Path: string(to), Err: errors.New("destination exists")}
+	}
+	if err := a.safeParents(to); err != nil {
+		return err
+	}
+	p := &plan{renames: []rename{{from: from, to: to, rec: rec, old: old}}}
+	ps := a.structural(p)
+	// The destination stays unreal: no bytes, no stat.
+	ps[0].rec.Unreal, ps[0].rec.Stat = true, Stat{}
+	ps[0].entry.Unreal = true
+	return a.commit(ps)
+}
+
+func (a *Arena) unrealRecord(path realize.Path) (*Record, error) {
+	rec, err := a.record0(path)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.IsUnreal() {
+		return nil, &realize.Error{Op: "record", Kind: realize.NotExist, Arena: a.name, Path: string(path), Err: errors.New("no unreal file here")}
+	}
+	return rec, nil
+}
+
+// UnrealUnder lists the unreal files at or below path (for pinning).
+func (a *Arena) UnrealUnder(path realize.Path) ([]realize.Path, error) {
+	return a.filesUnder(path, (*Record).IsUnreal)
+}
+
+// RealUnder lists the real files at or below path (for unpinning).
+func (a *Arena) RealUnder(path realize.Path) ([]realize.Path, error) {
+	return a.filesUnder(path, (*Record).IsReal)
+}
+
+func (a *Arena) filesUnder(path realize.Path, keep func(*Record) bool) ([]realize.Path, error) {
+	var out []realize.Path
+	err := a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err != nil {
+			return err
+		}
+		return ix.Walk(path, func(p realize.Path, r *Record) error {
+			if keep(r) {
+				out = append(out, p)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Lookup returns the index record of path (nil when none).
+func (a *Arena) Lookup(path realize.Path) (*Record, error) { return a.record0(path) }
+
+// HasBlob tells whether some real file of the arena is recorded with blob
+// (a local source of those bytes, no network needed).
+func (a *Arena) HasBlob(blob realize.Hash) bool {
+	found := false
+	_ = a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err == nil {
+			found = len(ix.PathsOf(blob)) > 0
+		}
+		return nil
+	})
+	return found
+}
