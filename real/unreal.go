@@ -194,3 +194,36 @@ func (a *Arena) HasBlob(blob realize.Hash) bool {
 	})
 	return found
 }
+
+// Children returns the index's records of dir's children, by name.
+func (a *Arena) Children(dir realize.Path) (map[string]*Record, error) { return a.children(dir) }
+
+// Conflicts lists the versions kept aside for paths at or below dir.
+func (a *Arena) Conflicts(dir realize.Path) ([]Conflict, error) {
+	var out []Conflict
+	err := a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err == nil {
+			out, err = ix.Conflicts(dir)
+		}
+		return err
+	})
+	return out, err
+}
+
+// Abs returns the OS path of path in the real directory, having checked
+// that no directory above it is a symlink (which could lead out of the
+// arena). The last element itself is not followed by callers (Lstat,
+// O_NOFOLLOW).
+func (a *Arena) Abs(path realize.Path) (string, error) {
+	if err := a.noSymlinkAbove(path); err != nil {
+		return "", err
+	}
+	return a.abs(path), nil
+}
+
+// IsReserved tells whether path is Realize's own (temporary files, kept
+// conflict versions) or ignored: not part of the share.
+func (a *Arena) IsReserved(path realize.Path, isDir bool) bool {
+	return a.ignored(path, isDir)
+}

@@ -28,6 +28,7 @@ func initCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "nfs", Value: config.DefaultNFS, Usage: "NFS server `HOST:PORT` (keep it on loopback)"},
 			&cli.StringFlag{Name: "data", Usage: "data `DIR`: database, key, socket (default: " + defaultDataHint(e) + ")"},
 			&cli.StringSliceFlag{Name: "arena", Usage: "an arena `NAME=DIR` (repeatable); DIR is created if missing"},
+			&cli.BoolFlag{Name: "pin", Usage: "pin the arenas given with --arena: keep every file real here (default: fetch on demand)"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := noArgs(cmd); err != nil {
@@ -69,6 +70,7 @@ type initResult struct {
 type initArena struct {
 	Name    string `json:"name"`
 	Dir     string `json:"dir"`
+	Pin     bool   `json:"pin"`
 	Created bool   `json:"created"`
 }
 
@@ -119,7 +121,7 @@ func initRequest(cmd *cli.Command, e *env) (*initResult, error) {
 		if rel, err := filepath.Rel(res.Data, abs); err == nil && !strings.HasPrefix(rel, "..") {
 			return nil, usagef("init: --arena %q: the arena directory must not be inside the data directory %s", spec, res.Data)
 		}
-		res.Arenas = append(res.Arenas, initArena{Name: name, Dir: abs})
+		res.Arenas = append(res.Arenas, initArena{Name: name, Dir: abs, Pin: cmd.Bool("pin")})
 	}
 	res.Key = household.KeyPath(res.Data)
 	return res, nil
@@ -174,7 +176,7 @@ func doInit(e *env, res *initResult) (*initResult, error) {
 func renderConfig(res *initResult) ([]byte, error) {
 	t := config.Template{Name: res.Name, Data: res.Data, Listen: res.Listen, NFS: res.NFS}
 	for _, a := range res.Arenas {
-		t.Arenas = append(t.Arenas, config.TemplateArena{Name: a.Name, Dir: a.Dir})
+		t.Arenas = append(t.Arenas, config.TemplateArena{Name: a.Name, Dir: a.Dir, Pin: a.Pin})
 	}
 	doc, err := config.Render(t)
 	if err != nil {

@@ -65,6 +65,8 @@ func newApp(e *env) *cli.Command {
 			statusCommand(e),
 			logCommand(e),
 			conflictsCommand(e),
+			pinCommand(e),
+			unpinCommand(e),
 			versionCommand(e),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {

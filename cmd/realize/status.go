@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -24,11 +20,13 @@ const requestTimeout = 30 * time.Second
 func statusCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "status",
-		Usage:     "show the daemon, its arenas and their indexing",
+		Usage:     "show the daemon, its arenas, peers and cache, or one path",
 		ArgsUsage: "[PATH]",
-		Description: "PATH (a path inside an arena's directory, or ARENA:PATH) limits the report\n" +
-			"to the arena holding it. If the daemon is not running, says so and exits 1;\n" +
-			"with --json it still prints a status object, with daemon.running false.",
+		Description: "Without PATH: the daemon, its arenas, peers and cache. With PATH (inside an\n" +
+			"arena's directory or a mount, or ARENA:PATH): its mark (pinned or not, and\n" +
+			"where from), its state here (real, cached with how much, remote) and the peers\n" +
+			"that hold it. If the daemon is not running, says so and exits 1; with --json\n" +
+			"(no PATH) it still prints a status object, with daemon.running false.",
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() > 1 {
 				return usagef("status: want at most one PATH, got %d arguments", cmd.Args().Len())
@@ -42,6 +40,9 @@ func statusCommand(e *env) *cli.Command {
 			defer cancel()
 			c := control.NewClient(control.SocketPath(cfg.Data))
 			defer c.Close()
+			if arg := cmd.Args().First(); arg != "" {
+				return pathStatus(ctx, c, cfg, p, arg)
+			}
 			rep, err := c.Status(ctx)
 			if realize.KindOf(err) == realize.Unavailable {
 				if p.json {
@@ -51,11 +52,6 @@ func statusCommand(e *env) *cli.Command {
 			}
 			if err != nil {
 				return err
-			}
-			if arg := cmd.Args().First(); arg != "" {
-				if rep.Arenas, err = arenaOf(cfg, rep.Arenas, arg); err != nil {
-					return err
-				}
 			}
 			if p.json {
 				return p.JSON(rep)
@@ -77,42 +73,6 @@ func downReport(cfg *config.Config) *control.StatusReport {
 		rep.Arenas = append(rep.Arenas, control.ArenaStatus{Name: a.Name, Dir: a.Dir})
 	}
 	return rep
-}
-
-// arenaOf keeps the arena that holds arg: ARENA:PATH or a path in its
-// directory.
-func arenaOf(cfg *config.Config, all []control.ArenaStatus, arg string) ([]control.ArenaStatus, error) {
-	var name realize.ArenaName
-	if a, _, ok := strings.Cut(arg, ":"); ok {
-		if _, found := cfg.Arena(realize.ArenaName(a)); found {
-			name = realize.ArenaName(a)
-		}
-	}
-	if name == "" {
-		abs, err := filepath.Abs(arg)
-		if err != nil {
-			return nil, err
-		}
-		if r, err := filepath.EvalSymlinks(abs); err == nil {
-			abs = r
-		}
-		for _, a := range cfg.Arenas {
-			dir := a.Dir
-			if r, err := filepath.EvalSymlinks(dir); err == nil {
-				dir = r
-			}
-			if rel, err := filepath.Rel(dir, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(os.PathSeparator)) {
-				name = a.Name
-			}
-		}
-	}
-	for _, a := range all {
-		if a.Name == name && name != "" {
-			return []control.ArenaStatus{a}, nil
-		}
-	}
-	return nil, &realize.Error{Op: "status", Kind: realize.NotExist, Path: arg,
-		Err: errors.New("not inside any arena (give a path in an arena's directory, or ARENA:PATH)")}
 }
 
 func printStatus(p *printer, rep *control.StatusReport, now time.Time) {

@@ -75,6 +75,8 @@ func (v *validator) arenas(raw []fileArena, c *Config) []Arena {
 			v.fail(at, field+".name", "required")
 		} else if name, err := realize.ParseArenaName(ra.Name); err != nil {
 			v.fail(at+".name", field+".name", "%q: arena names are 1-64 of a-z 0-9 . _ - starting with a letter or digit", ra.Name)
+		} else if name == ReservedArena || name == "share" {
+			v.fail(at+".name", field+".name", "%q is reserved (the mount shows conflicts/ and share/ at its root)", ra.Name)
 		} else if seen[name] {
 			v.fail(at+".name", field+".name", "another arena is already called %q", ra.Name)
 		} else {

@@ -45,6 +45,10 @@ const (
 	DefaultCacheLeaveBytes = 5e9
 )
 
+// ReservedArena is a name no arena may take: the mount's root shows the
+// conflicts/ tree beside the arenas.
+const ReservedArena = "conflicts"
+
 // Config is a loaded, validated configuration. Paths are absolute and
 // clean; durations and sizes are parsed.
 type Config struct {

@@ -179,6 +179,7 @@ func (v *validator) build(raw *fileConfig) *Config {
 	c.Data = v.dataDir(raw.Data)
 	c.Listen = v.address("listen", raw.Listen, DefaultListen)
 	c.NFS = v.address("nfs", raw.NFS, DefaultNFS)
+	v.loopback("nfs", c.NFS)
 	c.Log = v.log(raw)
 	c.Scan = v.scan(raw)
 	c.History = History{
@@ -249,6 +250,21 @@ func (v *validator) address(key string, s *string, def string) string {
 	}
 	_ = host // any host name or address; it is resolved when used
 	return *s
+}
+
+// loopback insists on a loopback address: the NFS server has no access
+// control of its own beyond listening where only this machine can reach.
+func (v *validator) loopback(key, addr string) {
+	if addr == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return // reported by address
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		v.fail(key, key, "%q: must be a loopback address (127.0.0.1:PORT): the NFS server trusts whoever can reach it", addr)
+	}
 }
 
 func (v *validator) log(raw *fileConfig) Log {

@@ -28,6 +28,14 @@ type Backend interface {
 	// Conflicts lists the versions kept aside after conflicts, in one
 	// arena or (empty name) all.
 	Conflicts(ctx context.Context, arena realize.ArenaName) ([]ConflictRecord, error)
+	// Pin marks paths to be kept real and makes every file below them
+	// real, calling progress as it goes (the last event has Done set).
+	Pin(ctx context.Context, req PathRequest, progress func(*PinEvent) error) error
+	// Unpin marks paths as not pinned and moves their real files into the
+	// cache, except those no other peer holds.
+	Unpin(ctx context.Context, req PathRequest) (*UnpinReport, error)
+	// PathStatus reports on one path.
+	PathStatus(ctx context.Context, path string) (*PathStatus, error)
 }
 
 // ConflictRecord is one version of a path that lost a conflict and is kept
@@ -97,6 +105,10 @@ type StatusReport struct {
 	Daemon DaemonStatus  `json:"daemon"`
 	Arenas []ArenaStatus `json:"arenas"`
 	Peers  []PeerStatus  `json:"peers"`
+	Cache  *CacheStatus  `json:"cache,omitempty"`
+	NFS    string        `json:"nfs,omitempty"` // the NFS server's address, when serving
+	// NFSError says why the NFS server is not serving, when it should.
+	NFSError string `json:"nfs_error,omitempty"`
 }
 
 // PeerStatus describes one configured peer as this daemon sees it.
@@ -136,6 +148,8 @@ type ArenaStatus struct {
 	Dirs         int64             `json:"dirs"`
 	Symlinks     int64             `json:"symlinks"`
 	Bytes        int64             `json:"bytes"`
+	UnrealFiles  int64             `json:"unreal_files"`  // files listed here without their bytes
+	Pinned       bool              `json:"pinned"`        // the arena's default mark
 	PendingHash  int64             `json:"pending_hash"`  // files waiting to be hashed
 	PendingBytes int64             `json:"pending_bytes"` // their bytes
 	Scanning     bool              `json:"scanning"`

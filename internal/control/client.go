@@ -107,9 +107,38 @@ func (c *Client) Conflicts(ctx context.Context, arena realize.ArenaName) ([]Conf
 // Log streams the entries matching q to emit, oldest first. An error from
 // emit stops the stream and is returned.
 func (c *Client) Log(ctx context.Context, q LogQuery, emit func(*LogRecord) error) error {
+	return readStream(c, ctx, pathLog, q, "read log", emit)
+}
+
+// Pin implements Backend.
+func (c *Client) Pin(ctx context.Context, req PathRequest, progress func(*PinEvent) error) error {
+	return readStream(c, ctx, pathPin, req, "pin", progress)
+}
+
+// Unpin implements Backend.
+func (c *Client) Unpin(ctx context.Context, req PathRequest) (*UnpinReport, error) {
+	var rep UnpinReport
+	if err := c.call(ctx, http.MethodPost, pathUnpin, req, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// PathStatus implements Backend.
+func (c *Client) PathStatus(ctx context.Context, path string) (*PathStatus, error) {
+	var rep PathStatus
+	if err := c.call(ctx, http.MethodPost, pathPathStatus, PathRequest{Paths: []string{path}}, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// readStream reads an NDJSON stream of T, calling emit for each; the
+// daemon's error, if the stream ended with one, comes in the trailer.
+func readStream[T any](c *Client, ctx context.Context, path string, in any, op string, emit func(*T) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // drops the connection if emit stops early
-	resp, err := c.do(ctx, http.MethodPost, pathLog, q)
+	resp, err := c.do(ctx, http.MethodPost, path, in)
 	if err != nil {
 		return err
 	}
@@ -117,21 +146,21 @@ func (c *Client) Log(ctx context.Context, q LogQuery, emit func(*LogRecord) erro
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), maxRecordLine)
 	for sc.Scan() {
-		var rec LogRecord
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return &realize.Error{Op: "read log", Kind: realize.Corrupt, Err: fmt.Errorf("bad record from daemon: %w", err)}
+		rec := new(T)
+		if err := json.Unmarshal(sc.Bytes(), rec); err != nil {
+			return &realize.Error{Op: op, Kind: realize.Corrupt, Err: fmt.Errorf("bad record from daemon: %w", err)}
 		}
-		if err := emit(&rec); err != nil {
+		if err := emit(rec); err != nil {
 			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return &realize.Error{Op: "read log", Kind: realize.Unavailable, Err: fmt.Errorf("the daemon stopped sending: %w", err)}
+		return &realize.Error{Op: op, Kind: realize.Unavailable, Err: fmt.Errorf("the daemon stopped sending: %w", err)}
 	}
 	if t := resp.Trailer.Get(errorTrailer); t != "" {
 		var we wireError
 		if err := json.Unmarshal([]byte(t), &we); err != nil {
-			return &realize.Error{Op: "read log", Kind: realize.Other, Err: errors.New(t)}
+			return &realize.Error{Op: op, Kind: realize.Other, Err: errors.New(t)}
 		}
 		return we.err()
 	}

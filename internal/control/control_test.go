@@ -67,6 +67,32 @@ func (f *fakeBackend) Conflicts(ctx context.Context, arena realize.ArenaName) ([
 	return []ConflictRecord{{Arena: "docs", Path: "a.txt", Kind: "file", Hash: &realize.Hash{1}, Size: &size, Local: true}}, nil
 }
 
+func (f *fakeBackend) Pin(ctx context.Context, req PathRequest, progress func(*PinEvent) error) error {
+	if f.err != nil {
+		return f.err
+	}
+	for i := range 3 {
+		if err := progress(&PinEvent{Arena: "docs", Path: realize.Path(req.Paths[0]), Files: 3, FilesDone: i + 1, Done: i == 2}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeBackend) Unpin(ctx context.Context, req PathRequest) (*UnpinReport, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &UnpinReport{Files: len(req.Paths), Kept: []PathFailure{{Arena: "docs", Path: "only.txt", Reason: "last copy"}}}, nil
+}
+
+func (f *fakeBackend) PathStatus(ctx context.Context, path string) (*PathStatus, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &PathStatus{Arena: "docs", Path: realize.Path(path), Kind: "file", Mark: "pinned", State: "real"}, nil
+}
+
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // serve starts a server for b on a socket under a fresh data dir and
@@ -328,5 +354,29 @@ func TestClientChecksVersion(t *testing.T) {
 	_, err = c.Status(t.Context())
 	if realize.KindOf(err) != realize.Unsupported || !strings.Contains(err.Error(), "run the same version of realize") {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestPinUnpinPathStatus(t *testing.T) {
+	c, _ := serve(t, &fakeBackend{})
+	var events []*PinEvent
+	if err := c.Pin(t.Context(), PathRequest{Paths: []string{"docs:x"}}, func(e *PinEvent) error { events = append(events, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 3 || !events[2].Done || events[0].FilesDone != 1 || events[0].Path != "docs:x" {
+		t.Fatalf("pin events: %+v", events)
+	}
+	rep, err := c.Unpin(t.Context(), PathRequest{Paths: []string{"a", "b"}})
+	if err != nil || rep.Files != 2 || len(rep.Kept) != 1 || rep.Kept[0].Reason != "last copy" {
+		t.Fatalf("unpin: %+v, %v", rep, err)
+	}
+	st, err := c.PathStatus(t.Context(), "docs:a.txt")
+	if err != nil || st.Path != "docs:a.txt" || st.State != "real" {
+		t.Fatalf("path status: %+v, %v", st, err)
+	}
+	bad, _ := serve(t, &fakeBackend{err: &realize.Error{Op: "pin", Kind: realize.NotExist, Path: "nope"}})
+	err = bad.Pin(t.Context(), PathRequest{Paths: []string{"nope"}}, func(*PinEvent) error { return nil })
+	if realize.KindOf(err) != realize.NotExist {
+		t.Fatalf("pin error: %v", err)
 	}
 }

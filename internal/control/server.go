@@ -34,6 +34,9 @@ func NewServer(b Backend, logger *slog.Logger) *Server {
 	mux.HandleFunc("POST "+pathLog, s.log)
 	mux.HandleFunc("POST "+pathVerify, s.verify)
 	mux.HandleFunc("POST "+pathConfl, s.conflicts)
+	mux.HandleFunc("POST "+pathPin, s.pin)
+	mux.HandleFunc("POST "+pathUnpin, s.unpin)
+	mux.HandleFunc("POST "+pathPathStatus, s.pathStatus)
 	s.http = &http.Server{
 		Handler:           s.checkVersion(mux),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -96,6 +99,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, rep)
 }
 
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &realize.Error{Op: "read request", Kind: realize.Invalid, Err: err}
+	}
+	return nil
+}
+
 func readQuery(r *http.Request) (LogQuery, error) {
 	var q LogQuery
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
@@ -137,17 +149,61 @@ func (s *Server) conflicts(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, recs)
 }
 
-// log streams records as NDJSON. Headers go out with the first record, so
-// an error before it is an ordinary error response; an error after it
-// travels in the trailer.
+// log streams records as NDJSON.
 func (s *Server) log(w http.ResponseWriter, r *http.Request) {
 	q, err := readQuery(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	stream(s, w, r, false, func(emit func(*LogRecord) error) error { return s.backend.Log(r.Context(), q, emit) })
+}
+
+func (s *Server) pin(w http.ResponseWriter, r *http.Request) {
+	var req PathRequest
+	if err := readJSON(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	stream(s, w, r, true, func(emit func(*PinEvent) error) error { return s.backend.Pin(r.Context(), req, emit) })
+}
+
+func (s *Server) unpin(w http.ResponseWriter, r *http.Request) {
+	var req PathRequest
+	if err := readJSON(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rep, err := s.backend.Unpin(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, rep)
+}
+
+func (s *Server) pathStatus(w http.ResponseWriter, r *http.Request) {
+	var req PathRequest
+	if err := readJSON(r, &req); err != nil || len(req.Paths) != 1 {
+		s.fail(w, r, &realize.Error{Op: "status", Kind: realize.Invalid, Err: errors.New("one path expected")})
+		return
+	}
+	rep, err := s.backend.PathStatus(r.Context(), req.Paths[0])
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, rep)
+}
+
+// stream sends what run emits as NDJSON. Headers go out with the first
+// record, so an error before it is an ordinary error response; an error
+// after it travels in the trailer. live sends each record at once
+// (progress) instead of in buffered batches (bulk listings).
+func stream[T any](s *Server, w http.ResponseWriter, r *http.Request, live bool, run func(emit func(T) error) error) {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	enc := json.NewEncoder(bw)
+	flusher, _ := w.(http.Flusher)
 	started := false
 	start := func() {
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -155,11 +211,20 @@ func (s *Server) log(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		started = true
 	}
-	err = s.backend.Log(r.Context(), q, func(rec *LogRecord) error {
+	err := run(func(rec T) error {
 		if !started {
 			start()
 		}
-		return enc.Encode(rec)
+		if err := enc.Encode(rec); err != nil || !live {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
 	})
 	if err != nil && !started {
 		s.fail(w, r, err)
@@ -171,8 +236,11 @@ func (s *Server) log(w http.ResponseWriter, r *http.Request) {
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
 	}
+	if flusher != nil {
+		flusher.Flush()
+	}
 	if err != nil {
-		s.logger.Debug("control log stream failed", "err", err)
+		s.logger.Debug("control stream failed", "path", r.URL.Path, "err", err)
 		b, _ := json.Marshal(toWire(err))
 		w.Header().Set(errorTrailer, string(b))
 	}

@@ -19,6 +19,10 @@ const (
 	pathLog    = "/v1/log"
 	pathVerify = "/v1/verify"
 	pathConfl  = "/v1/conflicts"
+	pathPin    = "/v1/pin"
+	pathUnpin  = "/v1/unpin"
+	// pathPathStatus is status of one path (POST: the path is in the body).
+	pathPathStatus = "/v1/status/path"
 )
 
 // wireError is a *realize.Error as JSON. The client rebuilds the same

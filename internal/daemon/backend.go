@@ -67,6 +67,8 @@ func (b *backend) Status(ctx context.Context) (*control.StatusReport, error) {
 		if b.d.net != nil {
 			rep.Peers = b.d.net.status()
 		}
+		rep.Cache = b.d.cacheStatus()
+		rep.NFS, rep.NFSError = b.d.nfsAddr, b.d.nfsErr
 	} else {
 		for _, p := range b.config().Peers {
 			rep.Peers = append(rep.Peers, control.PeerStatus{Name: p.Name, Peer: p.Key, Address: p.Address})
@@ -84,7 +86,7 @@ func (b *backend) Status(ctx context.Context) (*control.StatusReport, error) {
 }
 
 func (b *backend) arenaStatus(ac config.Arena) (control.ArenaStatus, error) {
-	out := control.ArenaStatus{Name: ac.Name, Dir: ac.Dir}
+	out := control.ArenaStatus{Name: ac.Name, Dir: ac.Dir, Pinned: ac.Pin}
 	var live *real.Arena
 	if b.d != nil && b.d.arenas != nil {
 		if err := b.d.arenas.failed[ac.Name]; err != nil {
@@ -101,7 +103,7 @@ func (b *backend) arenaStatus(ac config.Arena) (control.ArenaStatus, error) {
 			return err
 		}
 		c := ix.Counts()
-		out.Files, out.Dirs, out.Symlinks, out.Bytes = c.Files, c.Dirs, c.Symlinks, c.Bytes
+		out.Files, out.Dirs, out.Symlinks, out.Bytes, out.UnrealFiles = c.Files, c.Dirs, c.Symlinks, c.Bytes, c.Unreal
 		head, err := b.log.Head(tx, ac.Name, b.self)
 		out.HistorySeq = head.Seq
 		return err
@@ -325,4 +327,33 @@ func (b *backend) conflictRecord(ac config.Arena, c real.Conflict) control.Confl
 		r.Local = err == nil
 	}
 	return r
+}
+
+// errOffline answers what only a running daemon can do.
+func errOffline(op string) error {
+	return &realize.Error{Op: op, Kind: realize.Unavailable, Err: errors.New("the daemon is not running (start it with realize daemon)")}
+}
+
+// Pin implements control.Backend.
+func (b *backend) Pin(ctx context.Context, req control.PathRequest, progress func(*control.PinEvent) error) error {
+	if b.d == nil || b.d.cache == nil {
+		return errOffline("pin")
+	}
+	return b.d.pin(ctx, req, progress)
+}
+
+// Unpin implements control.Backend.
+func (b *backend) Unpin(ctx context.Context, req control.PathRequest) (*control.UnpinReport, error) {
+	if b.d == nil || b.d.cache == nil {
+		return nil, errOffline("unpin")
+	}
+	return b.d.unpin(ctx, req)
+}
+
+// PathStatus implements control.Backend.
+func (b *backend) PathStatus(ctx context.Context, path string) (*control.PathStatus, error) {
+	if b.d == nil || b.d.cache == nil {
+		return nil, errOffline("status")
+	}
+	return b.d.pathStatus(ctx, path)
 }

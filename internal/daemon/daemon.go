@@ -20,6 +20,7 @@ import (
 	"github.com/realizefs/realize/internal/config"
 	"github.com/realizefs/realize/internal/control"
 	"github.com/realizefs/realize/internal/store"
+	"github.com/realizefs/realize/unreal"
 )
 
 // PIDFile is the file in the data directory that holds the running
@@ -60,6 +61,9 @@ type Daemon struct {
 	conf    *configSource // the config in force; see reload.go and config()
 	hist    *history.Log  // one instance, so commit notifications reach every watcher
 	net     *network      // peers and sync; see network.go
+	cache   *unreal.Cache // bytes of unreal files; see unreal.go
+	nfsAddr string        // where the NFS server listens; "" = not serving
+	nfsErr  string        // why it is not serving
 }
 
 // Run runs the daemon until ctx is done, then shuts it down cleanly within
@@ -97,6 +101,12 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		return err
 	}
 	stack.push("stop network", d.net.stop)
+	if d.nfsAddr, err = startNFS(ctx, d, &stack); err != nil {
+		// The household and the real directories work without the mount:
+		// say so loudly and go on.
+		logger.Error("nfs server not started", "err", err)
+		d.nfsErr = err.Error()
+	}
 	srv := control.NewServer(newBackend(d), logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

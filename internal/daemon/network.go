@@ -61,10 +61,14 @@ func startNetwork(ctx context.Context, d *Daemon) (*network, error) {
 		return nil, err
 	}
 	n.host = host
+	if d.cache, err = openCache(ctx, d, household.Blocks{Host: host}); err != nil {
+		cancel()
+		return nil, err
+	}
 	for _, a := range d.arenas.list {
 		s := &arenaSync{stats: &consensus.FetchStats{}, kick: make(chan struct{}, 1)}
 		s.repl = &consensus.Replicator{DB: d.db, Log: d.hist, Self: d.id.ID(), Arena: a.Name(), Verify: household.Verify, Logger: d.log,
-			Applier: &consensus.Applier{Arena: a, Logger: d.log,
+			Applier: &consensus.Applier{Arena: a, Logger: d.log, Pinned: func(p realize.Path) bool { return d.pinned(a.Name(), p) },
 				Fetch: &consensus.BlockFetcher{Source: household.Blocks{Host: host}, Local: a, Stats: s.stats}}}
 		n.syncs[a.Name()] = s
 		n.goRun(func() { n.applyLoop(a.Name(), s) })
@@ -91,6 +95,9 @@ func (n *network) stop(ctx context.Context) error {
 	go func() { n.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		if n.d.cache != nil {
+			err = errors.Join(err, n.d.cache.Close())
+		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

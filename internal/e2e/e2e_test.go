@@ -52,15 +52,26 @@ type peer struct {
 
 func newPeer(t *testing.T) *peer { return newNamedPeer(t, "e2e", "") }
 
-// newNamedPeer makes a peer called name; listen "" makes it deaf.
+// newNamedPeer makes a peer called name whose arena is pinned (a full
+// real copy, as a replica); listen "" makes it deaf. No NFS server.
 func newNamedPeer(t *testing.T, name, listen string) *peer {
+	t.Helper()
+	return newPeerWith(t, name, listen, "", true)
+}
+
+// newPeerWith makes a peer with an NFS server address (nfsAddr, "" =
+// none) and the arena's default mark.
+func newPeerWith(t *testing.T, name, listen, nfsAddr string, pin bool) *peer {
 	t.Helper()
 	base := t.TempDir()
 	p := &peer{t: t, name: name, listen: listen, config: filepath.Join(base, "config.toml"), data: filepath.Join(base, "data"), arena: filepath.Join(base, "home")}
 	if err := os.Mkdir(p.arena, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"init", "--name", name, "--data", p.data, "--arena", "home=" + p.arena}
+	args := []string{"init", "--name", name, "--data", p.data, "--arena", "home=" + p.arena, "--nfs", nfsAddr}
+	if pin {
+		args = append(args, "--pin")
+	}
 	if listen == "" {
 		args = append(args, "--deaf")
 	} else {
