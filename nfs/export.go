@@ -28,11 +28,11 @@ const ConflictsDir = "conflicts"
 type nodeKind uint8
 
 const (
-	nRoot          nodeKind = iota + 1 // the export root: one dir per arena + conflicts/
-	nArena                             // a path of an arena (the arena root included)
-	nConflicts                         // conflicts/
-	nConflictDir                       // conflicts/<arena>[/<dirs of contested paths>]
-	nConflictFile                      // conflicts/<arena>/<path>/<version>
+	nRoot         nodeKind = iota + 1 // the export root: one dir per arena + conflicts/
+	nArena                            // a path of an arena (the arena root included)
+	nConflicts                        // conflicts/
+	nConflictDir                      // conflicts/<arena>[/<dirs of contested paths>]
+	nConflictFile                     // conflicts/<arena>/<path>/<version>
 )
 
 // node is a resolved export path.

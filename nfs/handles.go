@@ -18,8 +18,8 @@ import (
 //
 //	nfs/
 //	    key       -> 8 random bytes, made once; part of every handle
-//	    ids/<id, 8 bytes BE>  -> export path
-//	    paths/<export path>   -> id (8 bytes BE)
+//	    ids/<id, 8 bytes BE>    -> "/" + export path
+//	    paths/"/" + export path -> id (8 bytes BE)
 //
 // The export path is the path below the export root, shared by both views:
 // "" (the root), "<arena>", "<arena>/<path>", "conflicts",
@@ -27,10 +27,12 @@ import (
 // and are never reused: a removed path loses its id (its old handles are
 // stale), a path renamed through NFS keeps it, its descendants too.
 //
-// A handle is 27 bytes:
+// A handle is 28 bytes:
 //
-//	"RZ" | view (1) | key (8) | mount root id (8) | object id (8)
+//	"RZ" | format (1, = 1) | view (1) | key (8) | mount root id (8) | object id (8)
 //
+// Its length must be a multiple of 4: go-nfs reads a handle followed by
+// more arguments (SETATTR, ACCESS) without skipping XDR padding.
 // The mount root id lets a handle of a subdirectory mount resolve relative
 // to that mount (go-nfs gives paths relative to the mounted filesystem).
 var (
@@ -40,7 +42,11 @@ var (
 	keyKey      = []byte("key")
 )
 
-const handleLen = 27
+const handleLen = 28
+
+// pkey is the key of export path xp (bbolt keys cannot be empty, and the
+// root's export path is).
+func pkey(xp string) []byte { return []byte("/" + xp) }
 
 type handles struct {
 	db  *store.DB
@@ -93,7 +99,7 @@ func (h *handles) lookup(xp string) (uint64, error) {
 		if paths == nil {
 			return errNoBucket
 		}
-		if v := paths.Get([]byte(xp)); len(v) == 8 {
+		if v := paths.Get(pkey(xp)); len(v) == 8 {
 			id = binary.BigEndian.Uint64(v)
 		}
 		return nil
@@ -121,7 +127,7 @@ func (h *handles) ensure(xps []string) ([]uint64, error) {
 			return errNoBucket
 		}
 		for i, xp := range xps {
-			if v := paths.Get([]byte(xp)); len(v) == 8 {
+			if v := paths.Get(pkey(xp)); len(v) == 8 {
 				out[i] = binary.BigEndian.Uint64(v)
 			} else {
 				missing = true
@@ -138,7 +144,7 @@ func (h *handles) ensure(xps []string) ([]uint64, error) {
 			return errNoBucket
 		}
 		for i, xp := range xps {
-			if v := paths.Get([]byte(xp)); len(v) == 8 {
+			if v := paths.Get(pkey(xp)); len(v) == 8 {
 				out[i] = binary.BigEndian.Uint64(v)
 				continue
 			}
@@ -147,10 +153,10 @@ func (h *handles) ensure(xps []string) ([]uint64, error) {
 				return err
 			}
 			k := store.SeqKey(n)
-			if err := ids.Put(k, []byte(xp)); err != nil {
+			if err := ids.Put(k, pkey(xp)); err != nil {
 				return err
 			}
-			if err := paths.Put([]byte(xp), k); err != nil {
+			if err := paths.Put(pkey(xp), k); err != nil {
 				return err
 			}
 			out[i] = n
@@ -167,8 +173,8 @@ func (h *handles) path(id uint64) (xp string, ok bool, err error) {
 		if ids == nil {
 			return errNoBucket
 		}
-		if v := ids.Get(store.SeqKey(id)); v != nil {
-			xp, ok = string(v), true
+		if v := ids.Get(store.SeqKey(id)); len(v) > 0 {
+			xp, ok = string(v[1:]), true
 		}
 		return nil
 	})
@@ -178,22 +184,22 @@ func (h *handles) path(id uint64) (xp string, ok bool, err error) {
 // below calls fn for xp and every path beneath it that has an id.
 func below(paths *bolt.Bucket, xp string, fn func(p string, id []byte) error) error {
 	var keys [][2][]byte
-	if v := paths.Get([]byte(xp)); v != nil {
-		keys = append(keys, [2][]byte{[]byte(xp), v})
+	if v := paths.Get(pkey(xp)); v != nil {
+		keys = append(keys, [2][]byte{pkey(xp), bytes.Clone(v)})
 	}
-	prefix := []byte(xp + "/")
+	prefix := pkey(xp + "/")
 	if xp == "" {
-		prefix = nil // everything is beneath the root
+		prefix = pkey("") // everything is beneath the root
 	}
 	c := paths.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if len(k) == 0 {
-			continue
+		if len(k) == 1 {
+			continue // the root itself, listed above
 		}
 		keys = append(keys, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 	}
 	for _, kv := range keys {
-		if err := fn(string(kv[0]), kv[1]); err != nil {
+		if err := fn(string(kv[0][1:]), kv[1]); err != nil {
 			return err
 		}
 	}
@@ -215,19 +221,19 @@ func (h *handles) rename(from, to string) error {
 			if err := ids.Delete(id); err != nil {
 				return err
 			}
-			return paths.Delete([]byte(p))
+			return paths.Delete(pkey(p))
 		}); err != nil {
 			return err
 		}
 		return below(paths, from, func(p string, id []byte) error {
 			np := to + p[len(from):]
-			if err := paths.Delete([]byte(p)); err != nil {
+			if err := paths.Delete(pkey(p)); err != nil {
 				return err
 			}
-			if err := paths.Put([]byte(np), id); err != nil {
+			if err := paths.Put(pkey(np), id); err != nil {
 				return err
 			}
-			return ids.Put(id, []byte(np))
+			return ids.Put(id, pkey(np))
 		})
 	})
 }
@@ -247,7 +253,7 @@ func (h *handles) forget(xp string) error {
 			if err := ids.Delete(id); err != nil {
 				return err
 			}
-			return paths.Delete([]byte(p))
+			return paths.Delete(pkey(p))
 		})
 	})
 }
@@ -255,10 +261,10 @@ func (h *handles) forget(xp string) error {
 // encode builds a handle.
 func (h *handles) encode(v view, root, id uint64) []byte {
 	b := make([]byte, handleLen)
-	b[0], b[1], b[2] = 'R', 'Z', byte(v)
-	copy(b[3:11], h.key[:])
-	binary.BigEndian.PutUint64(b[11:19], root)
-	binary.BigEndian.PutUint64(b[19:27], id)
+	b[0], b[1], b[2], b[3] = 'R', 'Z', 1, byte(v)
+	copy(b[4:12], h.key[:])
+	binary.BigEndian.PutUint64(b[12:20], root)
+	binary.BigEndian.PutUint64(b[20:28], id)
 	return b
 }
 
@@ -266,14 +272,14 @@ var errStale = errors.New("stale file handle")
 
 // decode parses a handle made by encode with this database's key.
 func (h *handles) decode(b []byte) (v view, root, id uint64, err error) {
-	if len(b) != handleLen || b[0] != 'R' || b[1] != 'Z' || !bytes.Equal(b[3:11], h.key[:]) {
+	if len(b) != handleLen || b[0] != 'R' || b[1] != 'Z' || b[2] != 1 || !bytes.Equal(b[4:12], h.key[:]) {
 		return 0, 0, 0, errStale
 	}
-	v = view(b[2])
+	v = view(b[3])
 	if v != viewMerged && v != viewAll {
 		return 0, 0, 0, errStale
 	}
-	return v, binary.BigEndian.Uint64(b[11:19]), binary.BigEndian.Uint64(b[19:27]), nil
+	return v, binary.BigEndian.Uint64(b[12:20]), binary.BigEndian.Uint64(b[20:28]), nil
 }
 
 func (v view) String() string {

@@ -264,22 +264,36 @@ func (l *logAdapter) out(level gonfs.LogLevel, msg string) {
 	}
 }
 
-func (l *logAdapter) SetLevel(level gonfs.LogLevel)                    { l.level = level }
-func (l *logAdapter) GetLevel() gonfs.LogLevel                         { return l.level }
-func (l *logAdapter) ParseLevel(level string) (gonfs.LogLevel, error)  { return gonfs.InfoLevel, nil }
-func (l *logAdapter) Panic(args ...interface{})                        { panic(fmt.Sprint(args...)) }
-func (l *logAdapter) Fatal(args ...interface{})                        { l.out(gonfs.FatalLevel, fmt.Sprint(args...)) }
-func (l *logAdapter) Error(args ...interface{})                        { l.out(gonfs.ErrorLevel, fmt.Sprint(args...)) }
-func (l *logAdapter) Warn(args ...interface{})                         { l.out(gonfs.WarnLevel, fmt.Sprint(args...)) }
-func (l *logAdapter) Info(args ...interface{})                         { l.out(gonfs.InfoLevel, fmt.Sprint(args...)) }
-func (l *logAdapter) Debug(args ...interface{})                        { l.out(gonfs.DebugLevel, fmt.Sprint(args...)) }
-func (l *logAdapter) Trace(args ...interface{})                        { l.out(gonfs.TraceLevel, fmt.Sprint(args...)) }
-func (l *logAdapter) Print(args ...interface{})                        { l.out(gonfs.InfoLevel, fmt.Sprint(args...)) }
-func (l *logAdapter) Panicf(format string, args ...interface{})        { panic(fmt.Sprintf(format, args...)) }
-func (l *logAdapter) Fatalf(format string, args ...interface{})        { l.out(gonfs.FatalLevel, fmt.Sprintf(format, args...)) }
-func (l *logAdapter) Errorf(format string, args ...interface{})        { l.out(gonfs.ErrorLevel, fmt.Sprintf(format, args...)) }
-func (l *logAdapter) Warnf(format string, args ...interface{})         { l.out(gonfs.WarnLevel, fmt.Sprintf(format, args...)) }
-func (l *logAdapter) Infof(format string, args ...interface{})         { l.out(gonfs.InfoLevel, fmt.Sprintf(format, args...)) }
-func (l *logAdapter) Debugf(format string, args ...interface{})        { l.out(gonfs.DebugLevel, fmt.Sprintf(format, args...)) }
-func (l *logAdapter) Tracef(format string, args ...interface{})        { l.out(gonfs.TraceLevel, fmt.Sprintf(format, args...)) }
-func (l *logAdapter) Printf(format string, args ...interface{})        { l.out(gonfs.InfoLevel, fmt.Sprintf(format, args...)) }
+func (l *logAdapter) SetLevel(level gonfs.LogLevel)                   { l.level = level }
+func (l *logAdapter) GetLevel() gonfs.LogLevel                        { return l.level }
+func (l *logAdapter) ParseLevel(level string) (gonfs.LogLevel, error) { return gonfs.InfoLevel, nil }
+func (l *logAdapter) Panic(args ...interface{})                       { panic(fmt.Sprint(args...)) }
+func (l *logAdapter) Fatal(args ...interface{})                       { l.out(gonfs.FatalLevel, fmt.Sprint(args...)) }
+func (l *logAdapter) Error(args ...interface{})                       { l.out(gonfs.ErrorLevel, fmt.Sprint(args...)) }
+func (l *logAdapter) Warn(args ...interface{})                        { l.out(gonfs.WarnLevel, fmt.Sprint(args...)) }
+func (l *logAdapter) Info(args ...interface{})                        { l.out(gonfs.InfoLevel, fmt.Sprint(args...)) }
+func (l *logAdapter) Debug(args ...interface{})                       { l.out(gonfs.DebugLevel, fmt.Sprint(args...)) }
+func (l *logAdapter) Trace(args ...interface{})                       { l.out(gonfs.TraceLevel, fmt.Sprint(args...)) }
+func (l *logAdapter) Print(args ...interface{})                       { l.out(gonfs.InfoLevel, fmt.Sprint(args...)) }
+func (l *logAdapter) Panicf(format string, args ...interface{})       { panic(fmt.Sprintf(format, args...)) }
+func (l *logAdapter) Fatalf(format string, args ...interface{}) {
+	l.out(gonfs.FatalLevel, fmt.Sprintf(format, args...))
+}
+func (l *logAdapter) Errorf(format string, args ...interface{}) {
+	l.out(gonfs.ErrorLevel, fmt.Sprintf(format, args...))
+}
+func (l *logAdapter) Warnf(format string, args ...interface{}) {
+	l.out(gonfs.WarnLevel, fmt.Sprintf(format, args...))
+}
+func (l *logAdapter) Infof(format string, args ...interface{}) {
+	l.out(gonfs.InfoLevel, fmt.Sprintf(format, args...))
+}
+func (l *logAdapter) Debugf(format string, args ...interface{}) {
+	l.out(gonfs.DebugLevel, fmt.Sprintf(format, args...))
+}
+func (l *logAdapter) Tracef(format string, args ...interface{}) {
+	l.out(gonfs.TraceLevel, fmt.Sprintf(format, args...))
+}
+func (l *logAdapter) Printf(format string, args ...interface{}) {
+	l.out(gonfs.InfoLevel, fmt.Sprintf(format, args...))
+}

@@ -492,4 +492,3 @@ func fixReply(b []byte) {
 		}
 	}
 }
-
