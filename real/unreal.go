@@ -41,7 +41,7 @@ func (a *Arena) Realize(ctx context.Context, path realize.Path, fill func(ctx co
 // an edit — never as a deletion. adopt then moves the file (its absolute
 // name) into the cache; if it fails the file is removed, its bytes being
 // held elsewhere by allow's decision.
-func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Record) error, adopt func(abs string, rec *Record) error) error {
+func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Record) error, adopt func(abs string, rec *Record, blocks realize.BlockMap) error) error {
 	a.scanMu.Lock()
 	defer a.scanMu.Unlock()
 	if err := a.recordPath(ctx, path); err != nil {
@@ -63,6 +63,12 @@ func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Re
 	if err := a.unchanged(path, rec); err != nil {
 		return err
 	}
+	// The block map goes with the bytes; the index drops it with the
+	// last real reference.
+	blocks, err := a.BlockMap(rec.Meta.Blob)
+	if err != nil {
+		return err
+	}
 	next := *rec
 	next.Unreal, next.Stat = true, Stat{}
 	e := &realize.Entry{Op: realize.OpUnrealize, Path: path, Meta: rec.Meta, Version: rec.Version, Origin: rec.Origin, Unreal: true}
@@ -73,8 +79,8 @@ func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Re
 		return err
 	}
 	abs := a.abs(path)
-	if err := adopt(abs, rec); err != nil {
-		a.logger.Warn("unpin: could not move the file into the cache; removing it", "arena", a.name, "path", path, "err", err)
+	if err := adopt(abs, rec, blocks); err != nil {
+		a.logger.Warn("unpin: could not move the file into the cache; removing it", "path", path, "err", err)
 		if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return a.placeErr(path, realize.IO, err)
 		}

@@ -157,12 +157,8 @@ func (d *Daemon) unpin(ctx context.Context, req control.PathRequest) (*control.U
 		}
 		for _, p := range files {
 			var size int64
-			err := a.Unrealize(ctx, p, d.allowUnreal, func(abs string, rec *real.Record) error {
+			err := a.Unrealize(ctx, p, d.allowUnreal, func(abs string, rec *real.Record, blocks realize.BlockMap) error {
 				size = rec.Meta.Size
-				blocks, err := a.BlockMap(rec.Meta.Blob)
-				if err != nil {
-					return err
-				}
 				return d.cache.Adopt(rec.Meta.Blob, rec.Meta.Size, blocks, abs)
 			})
 			if err != nil {
