@@ -67,6 +67,8 @@ func newApp(e *env) *cli.Command {
 			conflictsCommand(e),
 			pinCommand(e),
 			unpinCommand(e),
+			mountCommand(e),
+			umountCommand(e),
 			versionCommand(e),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {

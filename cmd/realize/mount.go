@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/internal/control"
+	"github.com/urfave/cli/v3"
+)
+
+func mountCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "mount the household share at DIR",
+		ArgsUsage: "DIR",
+		Description: "Mounts this peer's NFS export (every file of every arena; unreal files are\n" +
+			"fetched on read) at DIR, which must be an empty directory. --mode nfs (the\n" +
+			"only mode so far) mounts the merged read-write view directly, as on macOS.\n" +
+			"Mounting needs root: without it, prints the exact command to run and exits 1.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "mode", Value: "nfs", Usage: "`MODE`: nfs (overlay comes later)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the mount command instead of running it"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() != 1 {
+				return usagef("mount: want one DIR")
+			}
+			if m := cmd.String("mode"); m != "nfs" {
+				return &realize.Error{Op: "mount", Kind: realize.Unsupported, Err: fmt.Errorf("mode %q is not available yet: use --mode nfs", m)}
+			}
+			dir, err := filepath.Abs(cmd.Args().First())
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(cmd, e)
+			if err != nil {
+				return err
+			}
+			addr, err := daemonNFS(ctx, cfg.Data)
+			if err != nil {
+				return err
+			}
+			if err := checkMountDir(dir); err != nil {
+				return err
+			}
+			argv, err := mountArgv(addr, dir)
+			if err != nil {
+				return err
+			}
+			p := newPrinter(cmd, e)
+			return runMount(ctx, p, cmd.Bool("dry-run"), argv, "mount")
+		},
+	}
+}
+
+func umountCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "umount",
+		Usage:     "unmount the share from DIR",
+		ArgsUsage: "DIR",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "print the umount command instead of running it"}},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() != 1 {
+				return usagef("umount: want one DIR")
+			}
+			dir, err := filepath.Abs(cmd.Args().First())
+			if err != nil {
+				return err
+			}
+			if !isMountPoint(dir) {
+				return &realize.Error{Op: "umount", Kind: realize.Invalid, Path: dir, Err: errors.New("nothing is mounted there")}
+			}
+			return runMount(ctx, newPrinter(cmd, e), cmd.Bool("dry-run"), []string{"umount", dir}, "umount")
+		},
+	}
+}
+
+// daemonNFS asks the running daemon where its NFS server listens.
+func daemonNFS(ctx context.Context, data string) (string, error) {
+	c := control.NewClient(control.SocketPath(data))
+	defer c.Close()
+	rep, err := c.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	if rep.NFS == "" {
+		why := "the config has no nfs address"
+		if rep.NFSError != "" {
+			why = rep.NFSError
+		}
+		return "", &realize.Error{Op: "mount", Kind: realize.Unavailable, Err: errors.New("the daemon serves no NFS: " + why)}
+	}
+	return rep.NFS, nil
+}
+
+// checkMountDir refuses a missing, non-empty or already mounted DIR.
+func checkMountDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return &realize.Error{Op: "mount", Kind: realize.Invalid, Path: dir, Err: errors.New("not a directory (create an empty one first)")}
+	}
+	if isMountPoint(dir) {
+		return &realize.Error{Op: "mount", Kind: realize.Exist, Path: dir, Err: errors.New("something is already mounted there")}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return &realize.Error{Op: "mount", Kind: realize.Permission, Path: dir, Err: err}
+	}
+	if len(ents) > 0 {
+		return &realize.Error{Op: "mount", Kind: realize.Invalid, Path: dir, Err: errors.New("the directory is not empty; mounting would hide its files")}
+	}
+	return nil
+}
+
+// mountArgv is the command that mounts the export at addr on dir. go-nfs
+// serves MOUNT and NFS on one port and has no portmapper or lock manager.
+func mountArgv(addr, dir string) ([]string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	src := host + ":/"
+	switch runtime.GOOS {
+	case "darwin":
+		opts := "vers=3,tcp,port=" + port + ",mountport=" + port + ",nolocks,locallocks,soft,intr,actimeo=1"
+		return []string{"mount_nfs", "-o", opts, src, dir}, nil
+	case "linux":
+		opts := "vers=3,proto=tcp,port=" + port + ",mountport=" + port + ",mountproto=tcp,nolock,soft,timeo=100,retrans=2,actimeo=1"
+		return []string{"mount", "-t", "nfs", "-o", opts, src, dir}, nil
+	}
+	return nil, &realize.Error{Op: "mount", Kind: realize.Unsupported, Err: fmt.Errorf("mounting on %s is not supported", runtime.GOOS)}
+}
+
+// runMount runs argv, or says exactly what to run when this process
+// cannot (not root, or only a dry run).
+func runMount(ctx context.Context, p *printer, dry bool, argv []string, what string) error {
+	line := shellQuote(argv)
+	if dry {
+		p.Printf("%s\n", line)
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return &realize.Error{Op: what, Kind: realize.Permission,
+			Err: fmt.Errorf("%s needs root; run:\n  sudo %s", what, line)}
+	}
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		return &realize.Error{Op: what, Kind: realize.Other,
+			Err: fmt.Errorf("%s failed: %s\ncommand: %s", what, strings.TrimSpace(string(out)), line)}
+	}
+	p.Printf("%s: %s\n", what, argv[len(argv)-1])
+	return nil
+}
+
+func shellQuote(argv []string) string {
+	var b strings.Builder
+	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if strings.ContainsAny(a, " \t'\"$\\") {
+			b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+		} else {
+			b.WriteString(a)
+		}
+	}
+	return b.String()
+}
