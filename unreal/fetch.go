@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -15,6 +16,10 @@ import (
 
 // maxBlocks bounds a block map whatever the blob's size claims.
 const maxBlocks = 1 << 24
+
+// maxRunBlocks bounds one request (a run left after a bad block may be
+// longer than runBlocks).
+const maxRunBlocks = 64
 
 type flightKey struct {
 	blob realize.Hash
@@ -168,6 +173,11 @@ func (c *Cache) fetchMap(arena realize.ArenaName, m realize.Meta, mf *mapFlight)
 	defer c.wg.Done()
 	bm, err := c.askMap(arena, m)
 	c.mu.Lock()
+	// Installed with the flight's end: a reader coming after it finds the
+	// state, and does not ask for the map again.
+	if err == nil && c.blobs[m.Blob] == nil {
+		c.newStateLocked(m.Blob, m.Size, bm)
+	}
 	delete(c.maps, m.Blob)
 	c.mu.Unlock()
 	mf.bm, mf.err = bm, err
@@ -300,18 +310,33 @@ func (c *Cache) askable(b *blobState, p realize.PeerID, want map[int]bool) map[i
 	return ask
 }
 
-// readFrom asks p for the span of blocks covering ask. The request fails
-// after Wait without a block (a stalled peer must not hold the run
-// forever). bad reports that p sent a block that failed verification.
+// readFrom asks p for the blocks in ask, one request per run of
+// consecutive blocks (a block p got wrong before sits between runs, it is
+// not asked for). A request fails after Wait without a block: a stalled
+// peer must not hold the run forever. bad reports that p sent a block
+// that failed verification.
 func (c *Cache) readFrom(r fetchRun, p realize.PeerID, ask, want map[int]bool) (bad bool, err error) {
-	first, n := span(ask)
+	idx := make([]int, 0, len(ask))
+	for i := range ask {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	for _, run := range runs(idx, maxRunBlocks) {
+		if bad, err = c.readRun(r, p, run[0], len(run), want); bad || err != nil {
+			return bad, err
+		}
+	}
+	return false, nil
+}
+
+func (c *Cache) readRun(r fetchRun, p realize.PeerID, first, n int, want map[int]bool) (bad bool, err error) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	stall := time.AfterFunc(c.wait, cancel)
 	defer stall.Stop()
 	err = c.src.ReadBlocks(ctx, p, r.arena, r.b.hash, first, n, func(i int, data []byte) error {
 		stall.Reset(c.wait)
-		if !ask[i] || !want[i] {
+		if i < first || i >= first+n || !want[i] {
 			return nil
 		}
 		blk := r.b.blocks[i]
@@ -379,20 +404,6 @@ func runs(idx []int, max int) [][]int {
 		out = append(out, []int{i})
 	}
 	return out
-}
-
-// span returns the smallest range of blocks covering a set.
-func span(set map[int]bool) (first, n int) {
-	first, last := -1, -1
-	for i := range set {
-		if first < 0 || i < first {
-			first = i
-		}
-		if i > last {
-			last = i
-		}
-	}
-	return first, last - first + 1
 }
 
 // readAhead fetches, in the background, the blocks after a sequential
