@@ -51,6 +51,7 @@ type Server struct {
 	ctx    context.Context // canceled when Serve stops
 	cancel context.CancelFunc
 	conns  map[*fixConn]struct{}
+	closed bool // no new connections
 }
 
 type mountKey struct {
@@ -133,6 +134,7 @@ loop:
 // waits (within the grace period) for the requests in hand.
 func (s *Server) shutdownConns() {
 	s.mu.Lock()
+	s.closed = true
 	conns := make([]*fixConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -155,14 +157,20 @@ func (s *Server) shutdownConns() {
 	}
 }
 
-func (s *Server) track(c *fixConn, add bool) {
+// track adds or removes a connection; false when the server is stopping
+// (the connection is then to be closed).
+func (s *Server) track(c *fixConn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if add {
-		s.conns[c] = struct{}{}
-	} else {
+	if !add {
 		delete(s.conns, c)
+		return true
 	}
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
 }
 
 func (s *Server) mountFS(v view, root uint64) *mountFS {

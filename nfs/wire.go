@@ -61,7 +61,10 @@ func (l *fixListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	fc := &fixConn{Conn: c, s: l.s, r: bufio.NewReaderSize(c, 64<<10), done: make(chan struct{})}
-	l.s.track(fc, true)
+	if !l.s.track(fc, true) {
+		_ = fc.Close()
+		return nil, net.ErrClosed
+	}
 	return fc, nil
 }
 
