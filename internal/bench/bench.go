@@ -27,7 +27,8 @@ type Options struct {
 	SyncBytes   int64  // size of the big file synced between two daemons; 0 = no sync stage
 	SyncFiles   int    // small files in the synced tree
 	SyncEdits   int    // latency samples per run
-	Only        string // run only this stage (rescan, index, sync); "" = all
+	NFSBytes    int64  // size of the unreal file read through NFS; 0 = no nfs stage
+	Only        string // run only this stage (rescan, index, sync, nfs); "" = all
 	Out         io.Writer
 }
 
@@ -47,7 +48,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	stages := []struct {
 		name string
 		run  func(context.Context, Options) ([]Row, error)
-	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}}
+	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}}
 	var rows []Row
 	ran := false
 	for _, s := range stages {
@@ -62,7 +63,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		rows = append(rows, r...)
 	}
 	if !ran {
-		return nil, fmt.Errorf("no stage %q (rescan, index, sync)", o.Only)
+		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs)", o.Only)
 	}
 	Print(o.Out, rows)
 	return rows, nil

@@ -82,22 +82,33 @@ type daemonPeer struct {
 	bin, name, id string
 	base, config  string
 	arena, listen string
+	nfs           string // NFS server address, "" = none
 	cmd           *exec.Cmd
 	exited        chan struct{}
 }
 
 // newDaemonPeer runs `realize init` for a peer under base, listening on
-// a free UDP port and without an NFS server (two would collide on the
-// default NFS port).
+// a free UDP port, with its arena pinned (a full replica) and without an
+// NFS server (two would collide on the default NFS port).
 func newDaemonPeer(ctx context.Context, bin, base, name string) (*daemonPeer, error) {
+	return newDaemonPeerWith(ctx, bin, base, name, "", true)
+}
+
+// newDaemonPeerWith is newDaemonPeer with an NFS address ("" = none) and
+// the arena's default mark.
+func newDaemonPeerWith(ctx context.Context, bin, base, name, nfsAddr string, pin bool) (*daemonPeer, error) {
 	listen, err := freeAddr("udp")
 	if err != nil {
 		return nil, err
 	}
-	p := &daemonPeer{bin: bin, name: name, base: base, listen: listen,
+	p := &daemonPeer{bin: bin, name: name, base: base, listen: listen, nfs: nfsAddr,
 		config: filepath.Join(base, "config.toml"), arena: filepath.Join(base, "home")}
-	if _, err := p.cli(ctx, "init", "--name", name, "--data", filepath.Join(base, "data"),
-		"--arena", "home="+p.arena, "--listen", listen, "--nfs="); err != nil {
+	args := []string{"init", "--name", name, "--data", filepath.Join(base, "data"),
+		"--arena", "home=" + p.arena, "--listen", listen, "--nfs=" + nfsAddr}
+	if pin {
+		args = append(args, "--pin")
+	}
+	if _, err := p.cli(ctx, args...); err != nil {
 		return nil, err
 	}
 	out, err := p.cli(ctx, "id")

@@ -24,7 +24,8 @@ func main() {
 	flag.Int64Var(&o.SyncBytes, "sync-bytes", 1<<30, "size of the file synced between two daemons; 0 skips the sync stage")
 	flag.IntVar(&o.SyncFiles, "sync-files", 10000, "small files in the synced tree")
 	flag.IntVar(&o.SyncEdits, "sync-edits", 20, "propagation-latency samples per run")
-	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index or sync")
+	flag.Int64Var(&o.NFSBytes, "nfs-bytes", 1<<30, "size of the unreal file read through NFS; 0 skips the nfs stage")
+	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync or nfs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
