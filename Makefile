@@ -6,7 +6,7 @@ RUN_DIR     := .run
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS  ?= -timeout 15m
 
-.PHONY: build run test check bench clean
+.PHONY: build run test check bench clean kernel-test
 
 build:
 	$(GO) build -o $(BIN) ./cmd/realize
@@ -26,6 +26,11 @@ run: build
 
 test:
 	$(GO) test $(TEST_FLAGS) ./...
+
+# The kernel end-to-end tests alone, verbosely: a real Linux kernel
+# (user-mode-linux) mounts the daemons' NFS exports. See test/kernel/README.md.
+kernel-test:
+	$(GO) test $(TEST_FLAGS) -count=1 -v -run '^TestKernel' ./internal/e2e/
 
 check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
