@@ -398,3 +398,36 @@ func TestDropRemovesFileAndRecord(t *testing.T) {
 		t.Fatal("dropped blob back after reopen")
 	}
 }
+
+type stepClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(2 * accessSaveEvery) // every read is worth recording
+	return c.t
+}
+
+// TestLRUOrderSurvivesReopen: reopened with a smaller quota, the cache
+// evicts the blob read longest ago.
+func TestLRUOrderSurvivesReopen(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	older, newer := newBlob(rng, 600_000), newBlob(rng, 600_000)
+	env := newEnv(t, newFakeSource(older, newer), func(o *CacheOptions) { o.Clock = &stepClock{t: time.Unix(1e9, 0)} })
+	c := env.open()
+	read(t, c, newer, 0, 10)
+	read(t, c, older, 0, 10)
+	read(t, c, newer, 0, 10) // newer is now the most recent
+	c.Close()
+	env.opt.Max.Bytes = 1 << 20
+	c = env.open()
+	if n, _ := c.Present(older.meta.Blob); n != 0 {
+		t.Fatal("the blob read longest ago was kept")
+	}
+	if n, _ := c.Present(newer.meta.Blob); n != 600_000 {
+		t.Fatal("the blob read last was evicted")
+	}
+}

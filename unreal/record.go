@@ -199,6 +199,7 @@ func (c *Cache) flushLoop() {
 				c.log.Warn("cache: cannot record cached blocks", "err", err)
 			}
 			c.forgetIdle()
+			c.trim() // the disk may have filled up (Leave)
 		}
 	}
 }
