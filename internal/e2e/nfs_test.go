@@ -101,7 +101,7 @@ func TestNFSOverUnreal(t *testing.T) {
 	b := newPeerWith(t, "bravo", freeAddr(t), nfsAddr, false)
 	introduce(a, b)
 	introduce(b, a)
-	big, other := bytesOf(24<<20, 11), bytesOf(3<<20, 12)
+	big, other := bytesOf(24<<20, 11), bytesOf(16<<20, 12)
 	os.MkdirAll(filepath.Join(a.arena, "docs"), 0o755)
 	os.WriteFile(filepath.Join(a.arena, "small.txt"), []byte("small from alpha\n"), 0o644)
 	os.WriteFile(filepath.Join(a.arena, "big.bin"), big, 0o644)
@@ -153,6 +153,17 @@ func TestNFSOverUnreal(t *testing.T) {
 	if d := b.cache().Cache.FetchedBytes - before; d != 0 {
 		t.Fatalf("reading a cached file fetched %d bytes", d)
 	}
+	// Damage the cached bytes on disk: detected, refetched, never served.
+	st, _ := b.pathStatus("home:big.bin")
+	cf, err := os.OpenFile(filepath.Join(b.data, "cache", st.Hash), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf.WriteAt(make([]byte, 4096), 5<<20)
+	cf.Close()
+	if part, err = nfsRead(tg, "/home/big.bin", 5<<20, 1<<20); err != nil || !bytes.Equal(part, big[5<<20:6<<20]) {
+		t.Fatalf("read over a damaged cached block: equal=%v, %v", bytes.Equal(part, big[5<<20:6<<20]), err)
+	}
 
 	// Writes: a new file, an unreal file (realized first), a rename of an
 	// unreal file, a symlink. All become history and reach A.
@@ -170,6 +181,10 @@ func TestNFSOverUnreal(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(a.arena, "docs", "x.txt")); err == nil {
 		t.Fatal("x.txt still on A after the rename")
 	}
+	if err := tg.Setattr("/home/docs/new.txt", nfsc.Sattr3{Size: nfsc.SetSize{SetIt: true, Size: 7}}); err != nil {
+		t.Fatalf("truncate: %v", err)
+	}
+	waitFile(t, a, "docs/new.txt", []byte("written"), 20*time.Second)
 	if err := tg.Symlink("y.txt", "/home/docs/link"); err != nil {
 		t.Fatalf("symlink: %v", err)
 	}
@@ -177,6 +192,11 @@ func TestNFSOverUnreal(t *testing.T) {
 		target, err := os.Readlink(filepath.Join(a.arena, "docs", "link"))
 		return err == nil && target == "y.txt"
 	})
+
+	// Part of other.bin is read (and cached) while A is there.
+	if part, err := nfsRead(tg, "/home/other.bin", 0, 64<<10); err != nil || !bytes.Equal(part, other[:64<<10]) {
+		t.Fatalf("first read of other.bin: %v", err)
+	}
 
 	// Handles are stable across a restart of B.
 	_, fh, err := tg.Lookup("/home/other.bin")
@@ -191,10 +211,10 @@ func TestNFSOverUnreal(t *testing.T) {
 		t.Fatalf("old handle after restart: %+v, %v", attr, err)
 	}
 
-	// A is down: other.bin's bytes are nowhere reachable. The read fails
-	// within a bounded time, and works once A is back.
+	// A went away mid-file: the rest of other.bin is nowhere reachable.
+	// The read fails within a bounded time, and works once A is back.
 	start := time.Now()
-	if _, err := nfsRead(tg, "/home/other.bin", 0, 4096); err == nil {
+	if _, err := nfsRead(tg, "/home/other.bin", 12<<20, 4096); err == nil {
 		t.Fatal("read of unreachable bytes succeeded")
 	}
 	if d := time.Since(start); d > 30*time.Second {
