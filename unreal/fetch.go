@@ -276,6 +276,9 @@ func (c *Cache) fetchFromPeers(r fetchRun, want map[int]bool) error {
 		for len(want) > 0 && c.ctx.Err() == nil {
 			ask := c.askable(r.b, p, want)
 			if len(ask) == 0 {
+				if last == nil {
+					last = fmt.Errorf("peer %s: %w", p.Short(), errBadBlock)
+				}
 				break
 			}
 			bad, err := c.readFrom(r, p, ask, want)
