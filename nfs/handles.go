@@ -91,22 +91,6 @@ func buckets(tx *bolt.Tx) (ids, paths *bolt.Bucket) {
 
 var errNoBucket = errors.New("nfs bucket missing")
 
-// id returns xp's id, or 0 when it has none.
-func (h *handles) lookup(xp string) (uint64, error) {
-	var id uint64
-	err := h.db.View(func(tx *bolt.Tx) error {
-		_, paths := buckets(tx)
-		if paths == nil {
-			return errNoBucket
-		}
-		if v := paths.Get(pkey(xp)); len(v) == 8 {
-			id = binary.BigEndian.Uint64(v)
-		}
-		return nil
-	})
-	return id, err
-}
-
 // id returns xp's id, giving it one if it has none.
 func (h *handles) id(xp string) (uint64, error) {
 	ids, err := h.ensure([]string{xp})
