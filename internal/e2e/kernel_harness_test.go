@@ -144,40 +144,12 @@ type nfsPeer struct {
 	nfs string // 127.0.0.1:PORT
 }
 
-// newNFSPeer is newNamedPeer (listening) with `realize init --nfs ADDR`.
-func newNFSPeer(t *testing.T, name string) *nfsPeer {
+// newNFSPeer is a listening peer with an NFS server on a free port and
+// the arena's default mark pin.
+func newNFSPeer(t *testing.T, name string, pin bool) *nfsPeer {
 	t.Helper()
-	base := t.TempDir()
-	p := &nfsPeer{peer: &peer{t: t, name: name, listen: freeAddr(t), config: filepath.Join(base, "config.toml"),
-		data: filepath.Join(base, "data"), arena: filepath.Join(base, "home")}, nfs: freeTCPAddr(t)}
-	if err := os.Mkdir(p.arena, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p.mustRun("init", "--name", name, "--data", p.data, "--arena", "home="+p.arena,
-		"--listen", p.listen, "--nfs", p.nfs)
-	p.id = strings.TrimSpace(p.mustRun("id"))
-	return p
-}
-
-// setPin sets the default mark of p's arena in its config (`pin = ...`,
-// which `realize init` writes as false).
-func (p *nfsPeer) setPin(pin bool) {
-	p.t.Helper()
-	fi, err := os.Stat(p.config)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	cfg, err := os.ReadFile(p.config)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	re := regexp.MustCompile(`(?m)^pin = (true|false)$`)
-	if len(re.FindAll(cfg, -1)) != 1 {
-		p.t.Fatalf("%s: want exactly one `pin = true|false` line (the arena's), got:\n%s", p.config, cfg)
-	}
-	if err := os.WriteFile(p.config, re.ReplaceAll(cfg, []byte("pin = "+strconv.FormatBool(pin))), fi.Mode().Perm()); err != nil {
-		p.t.Fatal(err)
-	}
+	addr := freeTCPAddr(t)
+	return &nfsPeer{peer: newPeerWith(t, name, freeAddr(t), addr, pin), nfs: addr}
 }
 
 // nfsPort is the port of p's NFS server.

@@ -74,10 +74,8 @@ func TestKernelNFS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: 170 MiB through two daemons and a kernel")
 	}
-	a := newNFSPeer(t, "alpha")
-	b := newNFSPeer(t, "bravo")
-	a.setPin(true) // A keeps everything real, the kernel's write included
-	b.setPin(false)
+	a := newNFSPeer(t, "alpha", true) // A keeps everything real, the kernel's write included
+	b := newNFSPeer(t, "bravo", false)
 	const partSkip, partRead = 32, 4 // MiB
 	small := bytesOf(1<<20+17, 11)
 	big := bytesOf(100<<20, 12)
