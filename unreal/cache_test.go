@@ -190,6 +190,13 @@ func TestUnavailableWithinWait(t *testing.T) {
 			}
 		})
 	}
+	t.Run("second peer answers in time", func(t *testing.T) {
+		src := newFakeSource(b)
+		src.peers = []realize.PeerID{peerA, peerB}
+		src.hang[peerA] = true
+		c := newEnv(t, src, func(o *CacheOptions) { o.Wait = 300 * time.Millisecond }).open()
+		read(t, c, b, 0, 10)
+	})
 	t.Run("canceled", func(t *testing.T) {
 		src := newFakeSource(small)
 		src.gate = make(chan struct{})

@@ -195,7 +195,7 @@ func (c *Cache) askMap(arena realize.ArenaName, m realize.Meta) (realize.BlockMa
 			continue
 		}
 		asked++
-		ctx, cancel := context.WithTimeout(c.ctx, c.wait)
+		ctx, cancel := context.WithTimeout(c.ctx, c.peerWait())
 		bm, err := c.src.BlockMap(ctx, p, arena, m.Blob)
 		cancel()
 		if err == nil {
@@ -335,10 +335,10 @@ func (c *Cache) readFrom(r fetchRun, p realize.PeerID, ask, want map[int]bool) (
 func (c *Cache) readRun(r fetchRun, p realize.PeerID, first, n int, want map[int]bool) (bad bool, err error) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	stall := time.AfterFunc(c.wait, cancel)
+	stall := time.AfterFunc(c.peerWait(), cancel)
 	defer stall.Stop()
 	err = c.src.ReadBlocks(ctx, p, r.arena, r.b.hash, first, n, func(i int, data []byte) error {
-		stall.Reset(c.wait)
+		stall.Reset(c.peerWait())
 		if i < first || i >= first+n || !want[i] {
 			return nil
 		}
@@ -354,6 +354,11 @@ func (c *Cache) readRun(r fetchRun, p realize.PeerID, first, n int, want map[int
 	})
 	return bad, err
 }
+
+// peerWait is how long one peer may stay silent before the next one is
+// asked: half of Wait, so that with a stalled first peer the second one
+// still answers before the reader gives up.
+func (c *Cache) peerWait() time.Duration { return c.wait / 2 }
 
 func (c *Cache) rejectFrom(p realize.PeerID, b *blobState, i int) {
 	c.st.rejected.Add(1)
