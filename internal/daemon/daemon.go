@@ -64,6 +64,8 @@ type Daemon struct {
 	cache   *unreal.Cache // bytes of unreal files; see unreal.go
 	nfsAddr string        // where the NFS server listens; "" = not serving
 	nfsErr  string        // why it is not serving
+	// conflictBlobs: blobs of conflict losers, never evicted; see unreal.go.
+	conflictBlobs conflictSet
 }
 
 // Run runs the daemon until ctx is done, then shuts it down cleanly within

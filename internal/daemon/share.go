@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 
@@ -194,7 +195,7 @@ func (s *shareArena) Open(ctx context.Context, path realize.Path) (nfs.ReadFile,
 	if !rec.IsUnreal() {
 		return nil, s.err("open", path, realize.NotExist, fs.ErrNotExist)
 	}
-	return &cachedFile{cache: s.cache, arena: s.a.Name(), meta: rec.Meta}, nil
+	return openCached(s.cache, s.a.Name(), rec.Meta), nil
 }
 
 // realFile is an open real file.
@@ -205,18 +206,25 @@ type realFile struct {
 
 func (f *realFile) Size() int64 { return f.size }
 
-// cachedFile reads an unreal file through the cache.
+// cachedFile reads an unreal file through the cache. Its bytes are not
+// evicted while it is open.
 type cachedFile struct {
-	cache *unreal.Cache
-	arena realize.ArenaName
-	meta  realize.Meta
+	cache   *unreal.Cache
+	arena   realize.ArenaName
+	meta    realize.Meta
+	release func()
+	once    sync.Once
+}
+
+func openCached(c *unreal.Cache, arena realize.ArenaName, m realize.Meta) *cachedFile {
+	return &cachedFile{cache: c, arena: arena, meta: m, release: c.Hold(m.Blob)}
 }
 
 func (f *cachedFile) ReadAt(p []byte, off int64) (int, error) {
 	// The cache bounds its own waits (Wait): a read never hangs.
 	return f.cache.ReadAt(context.Background(), f.arena, f.meta, p, off)
 }
-func (f *cachedFile) Close() error { return nil }
+func (f *cachedFile) Close() error { f.once.Do(f.release); return nil }
 func (f *cachedFile) Size() int64  { return f.meta.Size }
 
 // OpenWrite implements nfs.Arena: an unreal file is realized first, so
@@ -421,7 +429,7 @@ func (s *shareArena) OpenConflict(ctx context.Context, c nfs.ConflictVersion) (n
 	if f, err := s.a.OpenBlob(c.Meta.Blob); err == nil {
 		return &realFile{File: f, size: c.Meta.Size}, nil
 	}
-	return &cachedFile{cache: s.cache, arena: s.a.Name(), meta: c.Meta}, nil
+	return openCached(s.cache, s.a.Name(), c.Meta), nil
 }
 
 // RemoveConflict implements nfs.Arena. Resolving conflicts is not done

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/realizefs/realize"
@@ -29,14 +30,52 @@ func openCache(ctx context.Context, d *Daemon, src unreal.BlockSource) (*unreal.
 	})
 }
 
-// othersHold counts the peers other than this one known to hold blob.
+// othersHold counts the peers other than this one known to hold blob,
+// for the cache's eviction rule. A conflict loser's bytes count as held by
+// nobody: they are kept until someone resolves the conflict (SPEC §4.5).
 func (d *Daemon) othersHold(blob realize.Hash) int {
+	if d.conflictBlobs.has(blob, d.arenaList) {
+		return 0
+	}
 	n := 0
 	_ = d.db.View(func(tx *bolt.Tx) error {
 		n = len(listing.Holders(tx, blob, d.id.ID()))
 		return nil
 	})
 	return n
+}
+
+// conflictSet caches which blobs are conflict losers in any arena,
+// refreshed at most every conflictRefresh: the cache asks for every
+// eviction candidate and conflicts are rare and long-lived.
+type conflictSet struct {
+	mu    sync.Mutex
+	at    time.Time
+	blobs map[realize.Hash]bool
+}
+
+const conflictRefresh = 5 * time.Second
+
+func (c *conflictSet) has(blob realize.Hash, arenas func() []*real.Arena) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.blobs == nil || time.Since(c.at) > conflictRefresh {
+		c.blobs, c.at = map[realize.Hash]bool{}, time.Now()
+		for _, a := range arenas() {
+			cs, _ := a.Conflicts("")
+			for _, x := range cs {
+				c.blobs[x.Meta.Blob] = true
+			}
+		}
+	}
+	return c.blobs[blob]
+}
+
+func (d *Daemon) arenaList() []*real.Arena {
+	if d.arenas == nil {
+		return nil
+	}
+	return d.arenas.list
 }
 
 // pinned tells whether path of arena is marked to be kept real here.
