@@ -90,6 +90,21 @@ func printStatus(p *printer, rep *control.StatusReport, now time.Time) {
 		printArena(p, &a, now)
 	}
 	printPeerStatus(p, rep.Peers, now)
+	printCache(p, rep)
+}
+
+// printCache shows the cache of unreal bytes and the NFS server.
+func printCache(p *printer, rep *control.StatusReport) {
+	if c := rep.Cache; c != nil {
+		p.Printf("\ncache    %s of %s used, %s fetched for reads since start\n",
+			humanBytes(c.UsedBytes), humanBytes(c.LimitBytes), humanBytes(c.FetchedBytes))
+	}
+	switch {
+	case rep.NFS != "":
+		p.Printf("nfs      serving on %s (realize mount DIR)\n", rep.NFS)
+	case rep.NFSError != "":
+		p.Printf("nfs      not serving: %s\n", rep.NFSError)
+	}
 }
 
 // printPeerStatus lists the household as this daemon sees it.
@@ -126,7 +141,12 @@ func printPeerStatus(p *printer, peers []control.PeerStatus, now time.Time) {
 
 func printArena(p *printer, a *control.ArenaStatus, now time.Time) {
 	p.Printf("\narena %s  %s\n", a.Name, a.Dir)
-	p.Printf("  %d files, %d dirs, %d symlinks, %s\n", a.Files, a.Dirs, a.Symlinks, humanBytes(a.Bytes))
+	p.Printf("  %d files (%d unreal here), %d dirs, %d symlinks, %s\n", a.Files, a.UnrealFiles, a.Dirs, a.Symlinks, humanBytes(a.Bytes))
+	mark := "unpinned: files from other peers are fetched on demand"
+	if a.Pinned {
+		mark = "pinned: every file is kept real here"
+	}
+	p.Printf("  default  %s\n", mark)
 	if a.PendingHash > 0 {
 		p.Printf("  hashing  %d files pending (%s)\n", a.PendingHash, humanBytes(a.PendingBytes))
 	}
