@@ -118,9 +118,14 @@ var errFillFailed = errors.New("fill failed")
 func (l *Landed) reader() io.Reader { return &landedReader{l: l} }
 
 type landedReader struct {
-	l   *Landed
-	pos int64
+	l       *Landed
+	pos     int64
+	flushed int64 // writeback started up to here
 }
+
+// writebackEvery is how much hashed data accumulates before its writeback
+// to disk is started.
+const writebackEvery = 32 << 20
 
 func (r *landedReader) Read(p []byte) (int, error) {
 	limit, err := r.l.wait(r.pos)
@@ -132,6 +137,10 @@ func (r *landedReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.l.f.ReadAt(p[:min(int64(len(p)), limit-r.pos)], r.pos)
 	r.pos += int64(n)
+	if r.pos-r.flushed >= writebackEvery {
+		startWriteback(r.l.f, r.flushed, r.pos-r.flushed)
+		r.flushed = r.pos
+	}
 	if err == io.EOF && n > 0 {
 		err = nil // the file is shorter than it should be: the next read says so
 	}
