@@ -13,9 +13,10 @@ import (
 )
 
 // Fetcher gets a blob's bytes from other peers. Implementations verify
-// every block against its hash before writing it.
+// every block against its hash before writing it, and report to l (which
+// may be nil) each block written, so that the blob is hashed as it lands.
 type Fetcher interface {
-	Fetch(ctx context.Context, arena realize.ArenaName, m realize.Meta, f *os.File) error
+	Fetch(ctx context.Context, arena realize.ArenaName, m realize.Meta, f *os.File, l *real.Landed) error
 }
 
 // Applier applies other peers' history entries to one arena's real
@@ -162,15 +163,20 @@ func opFor(local, result realize.Alternative) realize.Op {
 // filler returns the content source of a file: a local copy when there is
 // one (a rename, a copy, a conflict loser kept aside: no bytes travel),
 // else the household.
-func (ap *Applier) filler(m realize.Meta) func(ctx context.Context, f *os.File) error {
-	return func(ctx context.Context, f *os.File) error {
+func (ap *Applier) filler(m realize.Meta) func(ctx context.Context, f *os.File, l *real.Landed) error {
+	return func(ctx context.Context, f *os.File, l *real.Landed) error {
 		if ok, err := copyVerified(f, ap.Arena, m); ok || err != nil {
+			if ok && m.Size <= real.OneBlockMax {
+				// Hashed whole while copied: one block, verified.
+				l.Blocks(realize.BlockMap{{Hash: m.Blob, Size: uint32(m.Size)}})
+				l.Range(0, m.Size)
+			}
 			return err
 		}
 		if ap.Fetch == nil {
 			return &realize.Error{Op: "fetch", Kind: realize.Unavailable, Arena: ap.Arena.Name(), Err: errors.New("no local copy and no peer to ask")}
 		}
-		return ap.Fetch.Fetch(ctx, ap.Arena.Name(), m, f)
+		return ap.Fetch.Fetch(ctx, ap.Arena.Name(), m, f, l)
 	}
 }
 

@@ -62,7 +62,7 @@ func (s *FetchStats) add(received, reused, rejected int64) {
 }
 
 // Fetch implements Fetcher.
-func (bf *BlockFetcher) Fetch(ctx context.Context, arena realize.ArenaName, m realize.Meta, f *os.File) error {
+func (bf *BlockFetcher) Fetch(ctx context.Context, arena realize.ArenaName, m realize.Meta, f *os.File, l *real.Landed) error {
 	peers := bf.Source.Sources(arena)
 	if len(peers) == 0 {
 		return &realize.Error{Op: "fetch", Kind: realize.Unavailable, Arena: arena, Err: errors.New("no peer connected")}
@@ -75,6 +75,8 @@ func (bf *BlockFetcher) Fetch(ctx context.Context, arena realize.ArenaName, m re
 	for i, b := range blocks {
 		offsets[i+1] = offsets[i] + int64(b.Size)
 	}
+	l.Blocks(blocks)
+	dst := &landing{f: f, l: l, offsets: offsets}
 	info, err := f.Stat()
 	if err != nil {
 		return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
@@ -90,16 +92,40 @@ func (bf *BlockFetcher) Fetch(ctx context.Context, arena realize.ArenaName, m re
 			missing = append(missing, i)
 		}
 	} else {
-		missing = bf.present(f, blocks, offsets)
+		missing = bf.present(dst, blocks, offsets)
 	}
 	if bf.Local != nil && len(missing) > 0 {
+		want := missing
 		var copied int64
-		if missing, copied, err = bf.Local.CopyLocalBlocks(ctx, blocks, offsets, missing, f); err != nil {
+		if missing, copied, err = bf.Local.CopyLocalBlocks(ctx, blocks, offsets, want, f); err != nil {
 			return err
 		}
+		dst.landedExcept(want, missing)
 		bf.Stats.add(0, copied, 0)
 	}
-	return bf.fetchMissing(ctx, peers, arena, m.Blob, blocks, offsets, missing, f)
+	return bf.fetchMissing(ctx, peers, arena, m.Blob, blocks, missing, dst)
+}
+
+// landing is the destination of a fetch: the file, and whom to tell which
+// blocks hold their final, verified bytes.
+type landing struct {
+	f       *os.File
+	l       *real.Landed
+	offsets []int64
+}
+
+func (d *landing) landed(i int) { d.l.Range(d.offsets[i], d.offsets[i+1]-d.offsets[i]) }
+
+// landedExcept reports the blocks of want (ascending) not in missing (a
+// subsequence of want).
+func (d *landing) landedExcept(want, missing []int) {
+	for _, i := range want {
+		if len(missing) > 0 && missing[0] == i {
+			missing = missing[1:]
+			continue
+		}
+		d.landed(i)
+	}
 }
 
 // blockMap asks the peers in turn for the block map, and accepts one only
@@ -156,14 +182,15 @@ func checkBlockMap(bm realize.BlockMap, size int64) error {
 
 // present returns the indexes of blocks the destination does not already
 // hold (verified by hash).
-func (bf *BlockFetcher) present(f *os.File, blocks realize.BlockMap, offsets []int64) []int {
+func (bf *BlockFetcher) present(dst *landing, blocks realize.BlockMap, offsets []int64) []int {
 	var missing []int
 	buf := make([]byte, 0, 1<<20)
 	var reused int64
 	for i, b := range blocks {
 		buf = buf[:b.Size]
-		if _, err := f.ReadAt(buf, offsets[i]); err == nil && realize.Hash(blake3.Sum256(buf)) == b.Hash {
+		if _, err := dst.f.ReadAt(buf, offsets[i]); err == nil && realize.Hash(blake3.Sum256(buf)) == b.Hash {
 			reused += int64(b.Size)
+			dst.landed(i)
 			continue
 		}
 		missing = append(missing, i)
@@ -188,7 +215,7 @@ func runs(missing []int, max int) []run {
 }
 
 func (bf *BlockFetcher) fetchMissing(ctx context.Context, peers []realize.PeerID, arena realize.ArenaName, blob realize.Hash,
-	blocks realize.BlockMap, offsets []int64, missing []int, f *os.File) error {
+	blocks realize.BlockMap, missing []int, dst *landing) error {
 	inFlight, per := bf.InFlight, bf.RunBlocks
 	if inFlight <= 0 {
 		inFlight = 8
@@ -204,7 +231,7 @@ func (bf *BlockFetcher) fetchMissing(ctx context.Context, peers []realize.PeerID
 		go func(w int) {
 			defer wg.Done()
 			for r := range work {
-				if err := bf.fetchRun(ctx, peers, w, arena, blob, blocks, offsets, r, f); err != nil {
+				if err := bf.fetchRun(ctx, peers, w, arena, blob, blocks, r, dst); err != nil {
 					errs <- err
 					return
 				}
@@ -238,7 +265,7 @@ feed:
 // different one per worker, to spread the load). Blocks a peer got wrong
 // are asked of the next peer.
 func (bf *BlockFetcher) fetchRun(ctx context.Context, peers []realize.PeerID, w int, arena realize.ArenaName, blob realize.Hash,
-	blocks realize.BlockMap, offsets []int64, r run, f *os.File) error {
+	blocks realize.BlockMap, r run, dst *landing) error {
 	todo := map[int]bool{}
 	for i := r.first; i < r.first+r.n; i++ {
 		todo[i] = true
@@ -255,9 +282,10 @@ func (bf *BlockFetcher) fetchRun(ctx context.Context, peers []realize.PeerID, w 
 				bf.Stats.add(0, 0, 1)
 				return errBadBlock // invariant 3: never write unverified bytes
 			}
-			if _, err := f.WriteAt(data, offsets[i]); err != nil {
+			if _, err := dst.f.WriteAt(data, dst.offsets[i]); err != nil {
 				return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
 			}
+			dst.landed(i)
 			bf.Stats.add(int64(len(data)), 0, 0)
 			delete(todo, i)
 			return nil

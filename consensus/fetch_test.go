@@ -77,7 +77,7 @@ func (s *memSource) ReadBlocks(_ context.Context, p realize.PeerID, _ realize.Ar
 func fetchInto(t *testing.T, src *memSource, f *os.File, stats *FetchStats) error {
 	t.Helper()
 	bf := &BlockFetcher{Source: src, InFlight: 3, RunBlocks: 4, Stats: stats}
-	return bf.Fetch(t.Context(), "a", src.meta(), f)
+	return bf.Fetch(t.Context(), "a", src.meta(), f, nil)
 }
 
 func tempFile(t *testing.T) *os.File {
@@ -149,7 +149,7 @@ func TestFetchRefusesHostileBlockMaps(t *testing.T) {
 		evil := &hostileMap{memSource: src, evil: pa, bad: bad}
 		bf := &BlockFetcher{Source: evil}
 		f := tempFile(t)
-		if err := bf.Fetch(t.Context(), "a", src.meta(), f); err != nil {
+		if err := bf.Fetch(t.Context(), "a", src.meta(), f, nil); err != nil {
 			t.Fatalf("with one hostile peer: %v", err)
 		}
 	}

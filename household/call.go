@@ -117,7 +117,8 @@ type Reader struct {
 	op   string
 	ctx  context.Context
 	stop func() bool
-	err  error // sticky: io.EOF after the end frame, or the failure
+	err  error  // sticky: io.EOF after the end frame, or the failure
+	buf  []byte // NextBlock's frame buffer, reused from block to block
 }
 
 // Next decodes the next response message into v (nil: discard it). It
@@ -129,15 +130,26 @@ func (r *Reader) Next(v any) error {
 	}
 	b, err := readFrame(r.br, r.max)
 	if err != nil {
-		var fe *frameError
-		if errors.As(err, &fe) {
-			return r.fail(err)
-		}
-		if errors.Is(err, io.EOF) {
-			return r.fail(malformed("response ended without an end frame"))
-		}
-		return r.finish(r.conn.streamError(r.ctx, r.op, err))
+		return r.frameFailed(err)
 	}
+	return r.decode(b, v)
+}
+
+// frameFailed handles a frame that could not be read.
+func (r *Reader) frameFailed(err error) error {
+	var fe *frameError
+	if errors.As(err, &fe) {
+		return r.fail(err)
+	}
+	if errors.Is(err, io.EOF) {
+		return r.fail(malformed("response ended without an end frame"))
+	}
+	return r.finish(r.conn.streamError(r.ctx, r.op, err))
+}
+
+// decode handles one response frame: a message decoded into v, the end
+// (io.EOF) or the peer's error.
+func (r *Reader) decode(b []byte, v any) error {
 	var f responseFrame
 	if err := r.conn.host.codec.unmarshal(b, &f); err != nil {
 		return r.fail(err)

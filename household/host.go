@@ -174,6 +174,10 @@ func withDefaults(o Options) Options {
 	return o
 }
 
+// streamWindow is the initial receive window of a stream: room for a
+// whole run of blocks (consensus asks for runs of 16, ~3 MiB on average).
+const streamWindow = 8 << 20
+
 // quicConfig is the QUIC side of the transport; o has its defaults.
 func quicConfig(o Options) *quic.Config {
 	return &quic.Config{
@@ -186,6 +190,12 @@ func quicConfig(o Options) *quic.Config {
 		// transfer from stalling on links with a long round trip.
 		MaxStreamReceiveWindow:     16 << 20,
 		MaxConnectionReceiveWindow: 64 << 20,
+		// Every block run is a new stream, so a stream never lives long
+		// enough for window auto-tuning to help: starting at quic-go's
+		// 512 KiB, a run of a few MiB waited for window updates. A window
+		// is a bound, not a buffer; the connection's still caps the total.
+		InitialStreamReceiveWindow:     streamWindow,
+		InitialConnectionReceiveWindow: 4 * streamWindow,
 	}
 }
 

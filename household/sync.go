@@ -251,7 +251,7 @@ func (d *SyncData) serveBlocks(ctx context.Context, _ realize.PeerID, req *Reque
 		return err
 	}
 	return a.ReadBlocks(ctx, q.Blob, q.First, q.N, func(i int, data []byte) error {
-		return w.Send(&BlockFrame{Index: i, Data: data})
+		return w.SendBlock(i, data)
 	})
 }
 

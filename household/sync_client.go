@@ -145,8 +145,8 @@ func readRun(ctx context.Context, c *Conn, q *BlobRequest, fn func(int, []byte) 
 	defer r.Close()
 	want := q.First
 	for {
-		var f BlockFrame
-		if err := r.Next(&f); err != nil {
+		index, data, err := r.NextBlock()
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if want != q.First+q.N {
 					return fmt.Errorf("peer sent %d of %d blocks", want-q.First, q.N)
@@ -155,10 +155,10 @@ func readRun(ctx context.Context, c *Conn, q *BlobRequest, fn func(int, []byte) 
 			}
 			return err
 		}
-		if f.Index != want {
-			return fmt.Errorf("peer sent block %d where %d was expected", f.Index, want)
+		if index != want {
+			return fmt.Errorf("peer sent block %d where %d was expected", index, want)
 		}
-		if err := fn(f.Index, f.Data); err != nil {
+		if err := fn(index, data); err != nil {
 			return err
 		}
 		want++

@@ -68,6 +68,9 @@ type hashWorker struct {
 	src     ctxReader
 	pre     prefixReader
 	tee     blobTee // only for content of at least pipelineMin bytes
+	// known, if set, returns a block's hash when it is known verified
+	// already (Hasher.hashLanded): that block is not hashed again.
+	known func(off int64, n int) (realize.Hash, bool)
 }
 
 func newHashWorker() (*hashWorker, error) {
@@ -142,7 +145,7 @@ func (w *hashWorker) chunks(sizeHint int64, tee bool) (Hashed, error) {
 			if !tee {
 				_, _ = w.blob.Write(chunk) // never fails
 			}
-			blocks = append(blocks, realize.Block{Hash: w.blockHash(chunk), Size: uint32(len(chunk))})
+			blocks = append(blocks, realize.Block{Hash: w.chunkHash(size, chunk), Size: uint32(len(chunk))})
 			size += int64(len(chunk))
 		}
 		if err == io.EOF {
@@ -164,6 +167,16 @@ func (w *hashWorker) chunks(sizeHint int64, tee bool) (Hashed, error) {
 		}
 	}
 	return hs, nil
+}
+
+// chunkHash returns the hash of the chunk at offset off.
+func (w *hashWorker) chunkHash(off int64, chunk []byte) realize.Hash {
+	if w.known != nil {
+		if h, ok := w.known(off, len(chunk)); ok {
+			return h
+		}
+	}
+	return w.blockHash(chunk)
 }
 
 func (w *hashWorker) blockHash(chunk []byte) realize.Hash {

@@ -99,6 +99,25 @@ func (h *Hasher) HashFile(ctx context.Context, path string, want Stat) (Hashed, 
 	return hs, nil
 }
 
+// hashLanded hashes a temporary file in order as a Fill writes it (see
+// Landed). Blocks the Fill verified against their hashes are not hashed
+// again; every byte still goes through the blob hash and the chunker, so
+// the result is what HashFile would return for the complete file. It runs
+// beside the transfer, not pipelined: block hashes mostly come verified,
+// so the blob hash is the only BLAKE3 pass here.
+func (h *Hasher) hashLanded(ctx context.Context, l *Landed) (Hashed, error) {
+	w, err := h.get()
+	if err != nil {
+		return Hashed{}, err
+	}
+	defer h.pool.Put(w)
+	h.active.Add(1)
+	defer h.active.Add(-1)
+	w.known = l.knownBlock
+	defer func() { w.known = nil }()
+	return w.hash(ctx, l.reader(), l.size, false)
+}
+
 func (h *Hasher) hashOpen(ctx context.Context, f io.Reader, size int64) (Hashed, error) {
 	w, err := h.get()
 	if err != nil {

@@ -32,8 +32,9 @@ type Change struct {
 	// or the remote one has the same content): only the record changes.
 	Keep bool
 	// Fill writes a file's bytes into f, from position 0. It must verify
-	// every block before writing it; Place checks the whole blob again.
-	Fill func(ctx context.Context, f *os.File) error
+	// every block before writing it; Place checks the whole blob again,
+	// hashing what l says is final while Fill is still writing the rest.
+	Fill func(ctx context.Context, f *os.File, l *Landed) error
 	// Unreal records a file without its bytes: listed here, held by
 	// other peers. Only where nothing is on disk at the path.
 	Unreal bool
@@ -337,7 +338,12 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 	if ch.Fill == nil {
 		return "", Hashed{}, a.placeErr(path, realize.Invalid, errors.New("no content source"))
 	}
-	if err := ch.Fill(ctx, f); err != nil {
+	landed := newLanded(f, m.Size)
+	hashed := landed.follow(ctx, a.hasher)
+	err = ch.Fill(ctx, f, landed)
+	landed.finish(err)
+	if err != nil {
+		_, _ = hashed() // the hashing stops at once; wait for it to let go of f
 		k := realize.KindOf(err)
 		resumable = k == realize.Unavailable || k == realize.Canceled || ctx.Err() != nil
 		return "", Hashed{}, err
@@ -355,14 +361,13 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 	if err := os.Chtimes(name, time.Time{}, time.Unix(0, m.MTime)); err != nil {
 		return "", Hashed{}, a.placeErr(path, realize.IO, err)
 	}
-	info, err := os.Lstat(name)
-	if err != nil {
-		return "", Hashed{}, a.placeErr(path, realize.IO, err)
-	}
 	// Invariant 2: the index never points at bytes that do not match.
-	got, err := a.hasher.HashFile(ctx, name, StatOf(info))
+	got, err := landedHash(landed, hashed, m)
 	if err != nil {
-		return "", Hashed{}, err
+		return "", Hashed{}, a.placeErr(path, errKind(err), err)
+	}
+	if info, err := f.Stat(); err != nil || info.Size() != got.Size {
+		return "", Hashed{}, a.placeErr(path, realize.Corrupt, fmt.Errorf("temporary file changed size while placed: %v", err))
 	}
 	if got.Blob != m.Blob || got.Size != m.Size {
 		return "", Hashed{}, a.placeErr(path, realize.Corrupt, fmt.Errorf("received content hashes to %s (%d bytes), want %s (%d bytes)",
@@ -370,6 +375,15 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 	}
 	ok = true
 	return name, got, nil
+}
+
+// landedHash returns the identity of what a Fill wrote: known at once for
+// one verified block, else the result of hashing it as it landed.
+func landedHash(l *Landed, hashed func() (Hashed, error), m realize.Meta) (Hashed, error) {
+	if h, ok := l.oneBlock(m); ok {
+		return h, nil
+	}
+	return hashed()
 }
 
 func (a *Arena) tempName(path realize.Path) string {

@@ -16,13 +16,16 @@ var remote = realize.PeerID{0xee}
 
 // remoteFile is a version of a file made by another peer, with a filler
 // that writes its bytes.
-func remoteFile(content string, mtime int64, v realize.VersionVector) (realize.Alternative, func(context.Context, *os.File) error) {
+func remoteFile(content string, mtime int64, v realize.VersionVector) (realize.Alternative, func(context.Context, *os.File, *real.Landed) error) {
 	alt := realize.Alternative{Origin: remote, Version: v, Meta: realize.Meta{Kind: realize.KindFile, Size: int64(len(content)),
 		MTime: mtime, Blob: realize.Hash(blake3.Sum256([]byte(content)))}}
-	return alt, func(_ context.Context, f *os.File) error { _, err := f.WriteString(content); return err }
+	return alt, func(_ context.Context, f *os.File, _ *real.Landed) error {
+		_, err := f.WriteString(content)
+		return err
+	}
 }
 
-func apply(t *testing.T, f *fixture, p realize.Path, op realize.Op, alt realize.Alternative, fill func(context.Context, *os.File) error, losers ...realize.Alternative) error {
+func apply(t *testing.T, f *fixture, p realize.Path, op realize.Op, alt realize.Alternative, fill func(context.Context, *os.File, *real.Landed) error, losers ...realize.Alternative) error {
 	t.Helper()
 	return f.arena.Place(t.Context(), p, func([]realize.Alternative) (*real.Change, error) {
 		return &real.Change{Op: op, Result: alt, Fill: fill, Losers: losers}, nil

@@ -29,7 +29,10 @@ func (a *Arena) Realize(ctx context.Context, path realize.Path, fill func(ctx co
 		if !rec.IsUnreal() {
 			return nil, &realize.Error{Op: "realize", Kind: realize.NotExist, Arena: a.name, Path: string(path), Err: errors.New("no file here")}
 		}
-		return &Change{Op: realize.OpRealize, Result: rec.Alternative(), Own: rec.Own, Others: rec.Others, Fill: fill}, nil
+		// The cache does not report landed ranges: Place hashes the file
+		// once it is complete.
+		f := func(ctx context.Context, f *os.File, _ *Landed) error { return fill(ctx, f) }
+		return &Change{Op: realize.OpRealize, Result: rec.Alternative(), Own: rec.Own, Others: rec.Others, Fill: f}, nil
 	})
 }
 

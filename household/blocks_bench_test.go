@@ -1,0 +1,124 @@
+package household
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/history"
+	"github.com/realizefs/realize/internal/store"
+	"github.com/realizefs/realize/real"
+	"github.com/zeebo/blake3"
+)
+
+// TestBlockThroughput fetches a 256 MiB blob between two hosts over
+// loopback QUIC the way consensus.BlockFetcher does (runs of blocks,
+// several at once, each block verified) and logs MB/s next to a raw
+// stream measured in the same run: the transport's share of a sync.
+// Run only when REALIZE_BLOCK_BENCH is set.
+func TestBlockThroughput(t *testing.T) {
+	if os.Getenv("REALIZE_BLOCK_BENCH") == "" {
+		t.Skip("set REALIZE_BLOCK_BENCH=1 to measure")
+	}
+	const size = 256 << 20
+	a, b := newNode(t, "a", true), newNode(t, "b", true)
+	db, err := store.Open(t.Context(), t.TempDir(), store.Options{Peer: a.ident.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := history.New(a.ident.ID(), a.ident, nil)
+	root := t.TempDir()
+	content := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < size; i += 8 {
+		v := rng.Uint64()
+		for k := 0; k < 8; k++ {
+			content[i+k] = byte(v >> (8 * k))
+		}
+	}
+	os.WriteFile(filepath.Join(root, "f.bin"), content, 0o644)
+	ar, err := real.NewArena(real.ArenaOptions{Name: "x", Root: root, DB: db, Log: log, Self: a.ident.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ar.ScanAll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	blob := realize.Hash(blake3.Sum256(content))
+	if err := RegisterSync(a.mux, &SyncData{DB: db, Log: log, Arena: func(realize.ArenaName) *real.Arena { return ar }}); err != nil {
+		t.Fatal(err)
+	}
+	if err := RegisterSync(b.mux, &SyncData{}); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	b.start()
+	a.know(b)
+	b.know(a)
+	a.share(b, "x")
+	b.share(a, "x")
+	for _, n := range []*node{a, b} {
+		if err := n.host.Reconcile(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connected(t, b, a)
+	src := Blocks{Host: b.host}
+	bm, err := src.BlockMap(t.Context(), a.ident.ID(), "x", blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := make([]int64, len(bm)+1)
+	for i, blk := range bm {
+		offsets[i+1] = offsets[i] + int64(blk.Size)
+	}
+	for k, cfg := range [][2]int{{8, 16}, {8, 16}, {2, 64}} {
+		inFlight, per := cfg[0], cfg[1]
+		// The first run writes into a file, as a fetch does; the others
+		// measure the network alone.
+		dst, err := os.Create(filepath.Join(t.TempDir(), "dst"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst.Truncate(size)
+		work := make(chan int)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := 0; w < inFlight; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for first := range work {
+					n := min(per, len(bm)-first)
+					err := src.ReadBlocks(t.Context(), a.ident.ID(), "x", blob, first, n, func(i int, data []byte) error {
+						if realize.Hash(blake3.Sum256(data)) != bm[i].Hash {
+							t.Error("bad block")
+						}
+						if k == 0 {
+							_, err := dst.WriteAt(data, offsets[i])
+							return err
+						}
+						return nil
+					})
+					if err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		for first := 0; first < len(bm); first += per {
+			work <- first
+		}
+		close(work)
+		wg.Wait()
+		t.Logf("in flight %d, runs of %d, written %v: %.0f MB/s", inFlight, per, k == 0, size/time.Since(start).Seconds()/1e6)
+		dst.Close()
+	}
+	bps, err := RawThroughput(t.Context(), size)
+	t.Logf("raw: %.0f MB/s (%v)", bps/1e6, err)
+}
