@@ -57,6 +57,7 @@ type Config struct {
 	Data    string // data directory: database, key, control socket
 	Listen  string // QUIC listen address; "" = deaf peer (dials out only)
 	NFS     string // NFS server address; "" = no NFS server
+	Metrics string // Prometheus endpoint address (loopback); "" = none
 	Log     Log
 	Scan    Scan
 	History History

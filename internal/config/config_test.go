@@ -39,6 +39,7 @@ func TestLoadGood(t *testing.T) {
 	dir, write := setup(t)
 	doc := head + `listen = ""
 nfs = "127.0.0.1:9999"
+metrics = "127.0.0.1:9998"
 [log]
 level = "debug"
 format = "json"
@@ -76,6 +77,7 @@ key = "` + key2 + `"
 		"data":     filepath.Join(dir, "data"),
 		"listen":   "",
 		"nfs":      "127.0.0.1:9999",
+		"metrics":  "127.0.0.1:9998",
 		"level":    "DEBUG",
 		"format":   "json",
 		"rescan":   time.Minute,
@@ -97,7 +99,7 @@ key = "` + key2 + `"
 	nas, _ := c.Peer("nas")
 	phone, _ := c.Peer("phone")
 	got := map[string]any{
-		"data": c.Data, "listen": c.Listen, "nfs": c.NFS, "level": c.Log.Level.String(), "format": c.Log.Format,
+		"data": c.Data, "listen": c.Listen, "nfs": c.NFS, "metrics": c.Metrics, "level": c.Log.Level.String(), "format": c.Log.Format,
 		"rescan": c.Scan.Rescan, "debounce": c.Scan.Debounce, "workers": c.Scan.HashWorkers,
 		"audit": c.History.AuditKeep, "inactive": c.History.InactiveAfter,
 		"max": c.Cache.Max, "leave": c.Cache.Leave, "arenas": len(c.Arenas),
@@ -117,7 +119,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != DefaultListen || c.NFS != DefaultNFS || c.Scan.Rescan != DefaultRescan ||
+	if c.Listen != DefaultListen || c.NFS != DefaultNFS || c.Metrics != "" || c.Scan.Rescan != DefaultRescan ||
 		c.Scan.HashWorkers < 1 || c.Cache.Max != (Size{Percent: 10}) || c.Cache.Leave != (Size{Bytes: 5e9}) || c.Log.Format != "text" {
 		t.Errorf("defaults not applied: %+v", c)
 	}
@@ -143,6 +145,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad format", head + "[log]\nformat = \"xml\"\n", `4: log.format: "xml": want text or json`},
 		{"bad listen", head + "listen = \"nowhere\"\n", `3: listen: "nowhere" is not HOST:PORT`},
 		{"bad port", head + "nfs = \"127.0.0.1:99999\"\n", `3: nfs: "127.0.0.1:99999": port must be`},
+		{"metrics not loopback", head + "metrics = \"0.0.0.0:9100\"\n", `3: metrics: "0.0.0.0:9100": must be a loopback address (127.0.0.1:PORT): the metrics endpoint has no access control`},
+		{"metrics no port", head + "metrics = \"127.0.0.1\"\n", `3: metrics: "127.0.0.1" is not HOST:PORT`},
 		{"no name", "data = \"data\"\n", ` name: required`},
 		{"no data", "name = \"x\"\n", ` data: required`},
 		{"missing dir", head + "[[arena]]\nname = \"photos\"\ndir = \"" + missing + "\"\n", `5: arena.photos.dir: directory "` + missing + `" does not exist`},

@@ -26,7 +26,9 @@ type fileConfig struct {
 	Data   string  `toml:"data"`
 	Listen *string `toml:"listen"`
 	NFS    *string `toml:"nfs"`
-	Log    struct {
+	// Metrics is the Prometheus endpoint; absent or empty: none.
+	Metrics *string `toml:"metrics"`
+	Log     struct {
 		Level  string `toml:"level"`
 		Format string `toml:"format"`
 	} `toml:"log"`
@@ -179,7 +181,9 @@ func (v *validator) build(raw *fileConfig) *Config {
 	c.Data = v.dataDir(raw.Data)
 	c.Listen = v.address("listen", raw.Listen, DefaultListen)
 	c.NFS = v.address("nfs", raw.NFS, DefaultNFS)
-	v.loopback("nfs", c.NFS)
+	v.loopback("nfs", c.NFS, "the NFS server trusts whoever can reach it")
+	c.Metrics = v.address("metrics", raw.Metrics, "")
+	v.loopback("metrics", c.Metrics, "the metrics endpoint has no access control")
 	c.Log = v.log(raw)
 	c.Scan = v.scan(raw)
 	c.History = History{
@@ -252,9 +256,10 @@ func (v *validator) address(key string, s *string, def string) string {
 	return *s
 }
 
-// loopback insists on a loopback address: the NFS server has no access
-// control of its own beyond listening where only this machine can reach.
-func (v *validator) loopback(key, addr string) {
+// loopback insists on a loopback address: the NFS server and the metrics
+// endpoint have no access control of their own beyond listening where only
+// this machine can reach; why says so in the message.
+func (v *validator) loopback(key, addr, why string) {
 	if addr == "" {
 		return
 	}
@@ -263,7 +268,7 @@ func (v *validator) loopback(key, addr string) {
 		return // reported by address
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		v.fail(key, key, "%q: must be a loopback address (127.0.0.1:PORT): the NFS server trusts whoever can reach it", addr)
+		v.fail(key, key, "%q: must be a loopback address (127.0.0.1:PORT): %s", addr, why)
 	}
 }
 
