@@ -35,6 +35,7 @@ func Rules() []Rule {
 		{"internal/store", []string{Root}},
 		{"internal/control", []string{Root}},
 		{"internal/config", []string{Root}},
+		{"internal/service", []string{Root}},
 		{"history", []string{Root, "internal/store"}},
 		{"real", []string{Root, "internal/store", "history"}},
 		{"unreal", core("history", "real")},
@@ -46,7 +47,7 @@ func Rules() []Rule {
 		{"internal/e2e", nil},
 		{"internal/harness", core("history", "real", "unreal", "household", "consensus")},
 		{"internal/archtest", nil},
-		{"cmd/realize", core("internal/control", "internal/daemon", "history", "real", "unreal", "household", "consensus", "nfs")},
+		{"cmd/realize", core("internal/control", "internal/service", "internal/daemon", "history", "real", "unreal", "household", "consensus", "nfs")},
 	}
 }
 
