@@ -45,6 +45,7 @@ type Server struct {
 	gid     uint32
 
 	conflictChange atomic.Int64
+	ops            opCounts // calls received, by procedure (ops.go)
 
 	mu     sync.Mutex
 	mounts map[mountKey]*mountFS

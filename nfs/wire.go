@@ -151,6 +151,9 @@ func (c *fixConn) Read(p []byte) (int, error) {
 		size := int64(fl & 0x7fffffff)
 		if fl&(1<<31) == 0 || size > maxInspect {
 			// Fragmented (go-nfs refuses it) or big (a WRITE): as is.
+			if b, err := c.r.Peek(24); err == nil && size >= 24 {
+				c.s.ops.countHeader(b)
+			}
 			if !c.begin() {
 				return 0, io.EOF
 			}
@@ -236,6 +239,7 @@ func (c *fixConn) filter(body []byte) (out, reply []byte) {
 	if x.bad || mtype != 0 {
 		return body, nil // go-nfs drops it
 	}
+	c.s.ops.count(prog, vers, proc)
 	switch {
 	case prog != progNFS && prog != progMount:
 		return nil, acceptReply(xid, 1, nil) // PROG_UNAVAIL
