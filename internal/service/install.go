@@ -151,7 +151,9 @@ func Uninstall(ctx context.Context, p *Plan, r Runner) (*Result, error) {
 	} else if err != nil {
 		return nil, fileError("uninstall service", p.Path, err)
 	}
-	if _, err := r.LookPath(p.Uninstall[0][0]); err == nil {
+	_, err := r.LookPath(p.Uninstall[0][0])
+	manager := err == nil
+	if manager {
 		for _, c := range p.Uninstall {
 			if p.Manager == "launchd" {
 				// bootout of a label that is not loaded fails: ask first.
@@ -171,7 +173,7 @@ func Uninstall(ctx context.Context, p *Plan, r Runner) (*Result, error) {
 		return res, fileError("uninstall service", p.Path, err)
 	}
 	res.Action = Removed
-	if p.reload != nil { // forget the unit now, not at the next reload
+	if manager && p.reload != nil { // forget the unit now, not at the next reload
 		if _, err := r.Run(ctx, p.reload); err == nil {
 			res.Ran = append(res.Ran, p.reload)
 		}
@@ -351,11 +353,17 @@ func Shell(argv []string) string {
 	return b.String()
 }
 
-// ShellLine renders commands as one line, joined by &&.
-func ShellLine(cmds [][]string) string {
+// ShellLine renders commands as one line, joined by &&: each runs if the
+// one before succeeded.
+func ShellLine(cmds [][]string) string { return join(cmds, " && ") }
+
+// ShellList renders commands as one line, joined by ";": each runs.
+func ShellList(cmds [][]string) string { return join(cmds, "; ") }
+
+func join(cmds [][]string, sep string) string {
 	parts := make([]string, len(cmds))
 	for i, c := range cmds {
 		parts[i] = Shell(c)
 	}
-	return strings.Join(parts, " && ")
+	return strings.Join(parts, sep)
 }
