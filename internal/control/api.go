@@ -109,6 +109,13 @@ type StatusReport struct {
 	NFS    string        `json:"nfs,omitempty"` // the NFS server's address, when serving
 	// NFSError says why the NFS server is not serving, when it should.
 	NFSError string `json:"nfs_error,omitempty"`
+	// Transfers is the work running now (see TransferStatus); empty, not
+	// absent, when there is none.
+	Transfers []TransferStatus `json:"transfers"`
+	// Metrics is the Prometheus endpoint's address, when serving;
+	// MetricsError says why it is not, when it should.
+	Metrics      string `json:"metrics,omitempty"`
+	MetricsError string `json:"metrics_error,omitempty"`
 }
 
 // PeerStatus describes one configured peer as this daemon sees it.

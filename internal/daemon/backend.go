@@ -61,7 +61,7 @@ func NewOfflineBackend(ctx context.Context, cfg *config.Config) (b control.Backe
 
 // Status reports the daemon (when running) and every configured arena.
 func (b *backend) Status(ctx context.Context) (*control.StatusReport, error) {
-	rep := &control.StatusReport{Arenas: []control.ArenaStatus{}, Peers: []control.PeerStatus{}}
+	rep := &control.StatusReport{Arenas: []control.ArenaStatus{}, Peers: []control.PeerStatus{}, Transfers: []control.TransferStatus{}}
 	if b.d != nil {
 		rep.Daemon = b.d.daemonStatus()
 		if b.d.net != nil {
@@ -69,6 +69,8 @@ func (b *backend) Status(ctx context.Context) (*control.StatusReport, error) {
 		}
 		rep.Cache = b.d.cacheStatus()
 		rep.NFS, rep.NFSError = b.d.nfsAddr, b.d.nfsErr
+		rep.Metrics, rep.MetricsError = b.d.metricsAddr, b.d.metricsErr
+		rep.Transfers = b.d.xfers.list()
 	} else {
 		for _, p := range b.config().Peers {
 			rep.Peers = append(rep.Peers, control.PeerStatus{Name: p.Name, Peer: p.Key, Address: p.Address})

@@ -20,6 +20,7 @@ import (
 	"github.com/realizefs/realize/internal/config"
 	"github.com/realizefs/realize/internal/control"
 	"github.com/realizefs/realize/internal/store"
+	"github.com/realizefs/realize/nfs"
 	"github.com/realizefs/realize/unreal"
 )
 
@@ -64,6 +65,11 @@ type Daemon struct {
 	cache   *unreal.Cache // bytes of unreal files; see unreal.go
 	nfsAddr string        // where the NFS server listens; "" = not serving
 	nfsErr  string        // why it is not serving
+	nfsSrv  *nfs.Server   // nil when not serving
+	xfers   *transfers    // work moving bytes, for status; see transfers.go
+	// The Prometheus endpoint's address ("" = not serving), or why it is
+	// not serving; see metrics.go.
+	metricsAddr, metricsErr string
 	// conflictBlobs: blobs of conflict losers, never evicted; see unreal.go.
 	conflictBlobs conflictSet
 }
@@ -77,6 +83,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	if d.clock == nil {
 		d.clock = realize.SystemClock{}
 	}
+	d.xfers = newTransfers(d.clock, d.peerName)
 	timeout := opts.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = DefaultShutdownTimeout
@@ -108,6 +115,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		// say so loudly and go on.
 		logger.Error("nfs server not started", "err", err)
 		d.nfsErr = err.Error()
+	}
+	if d.metricsAddr, err = startMetrics(ctx, d, &stack); err != nil {
+		// Like the NFS server: optional, so the daemon runs without it.
+		logger.Error("metrics endpoint not started", "err", err)
+		d.metricsErr = err.Error()
 	}
 	srv := control.NewServer(newBackend(d), logger)
 	served := make(chan error, 1)

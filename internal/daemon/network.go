@@ -28,6 +28,8 @@ type network struct {
 
 	mu  sync.Mutex
 	lag map[realize.PeerID]map[realize.ArenaName]uint64 // entries a peer has that we lack
+
+	traffic peerTraffic // bytes per peer, for metrics (metrics.go)
 }
 
 // arenaSync is one arena's replication.
@@ -61,7 +63,7 @@ func startNetwork(ctx context.Context, d *Daemon) (*network, error) {
 		return nil, err
 	}
 	n.host = host
-	if d.cache, err = openCache(ctx, d, household.Blocks{Host: host}); err != nil {
+	if d.cache, err = openCache(ctx, d, cacheSource(household.Blocks{Host: host}, d.xfers)); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -69,7 +71,7 @@ func startNetwork(ctx context.Context, d *Daemon) (*network, error) {
 		s := &arenaSync{stats: &consensus.FetchStats{}, kick: make(chan struct{}, 1)}
 		s.repl = &consensus.Replicator{DB: d.db, Log: d.hist, Self: d.id.ID(), Arena: a.Name(), Verify: household.Verify, Logger: d.log,
 			Applier: &consensus.Applier{Arena: a, Logger: d.log, Pinned: func(p realize.Path) bool { return d.pinned(a.Name(), p) },
-				Fetch: &consensus.BlockFetcher{Source: household.Blocks{Host: host}, Local: a, Stats: s.stats}}}
+				Fetch: &syncFetcher{arena: a, src: household.Blocks{Host: host}, stats: s.stats, ts: d.xfers}}}
 		n.syncs[a.Name()] = s
 		n.goRun(func() { n.applyLoop(a.Name(), s) })
 	}
@@ -156,6 +158,7 @@ const superviseEvery = 3 * time.Second
 // connected starts a supervisor that follows each arena shared with the
 // connection for as long as it lives.
 func (n *network) connected(c *household.Conn) {
+	n.traffic.connected(c)
 	ctx, cancel := context.WithCancel(n.ctx)
 	n.goRun(func() { <-c.Done(); cancel() })
 	n.goRun(func() { n.supervise(ctx, c) })
@@ -191,6 +194,7 @@ func (n *network) supervise(ctx context.Context, c *household.Conn) {
 }
 
 func (n *network) disconnected(c *household.Conn) {
+	n.traffic.disconnected(c)
 	n.mu.Lock()
 	delete(n.lag, c.Peer())
 	n.mu.Unlock()

@@ -21,6 +21,7 @@ func startNFS(ctx context.Context, d *Daemon, stack *cleanup) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	d.nfsSrv = srv // for metrics: set before anything reads it
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {

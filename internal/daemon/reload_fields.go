@@ -15,6 +15,7 @@ func restartFields(run, next *config.Config) []string {
 	check("data", run.Data == next.Data)
 	check("listen", run.Listen == next.Listen)
 	check("nfs", run.NFS == next.NFS)
+	check("metrics", run.Metrics == next.Metrics)
 	check("log.format", run.Log.Format == next.Log.Format)
 	check("scan", run.Scan == next.Scan)
 	check("history", run.History == next.History)

@@ -195,7 +195,11 @@ func (s *shareArena) Open(ctx context.Context, path realize.Path) (nfs.ReadFile,
 	if !rec.IsUnreal() {
 		return nil, s.err("open", path, realize.NotExist, fs.ErrNotExist)
 	}
-	return openCached(s.cache, s.a.Name(), rec.Meta), nil
+	cf := openCached(s.cache, s.a.Name(), rec.Meta)
+	// Bytes the cache fetches for it are shown under its path in status.
+	hold, closed := cf.release, s.d.xfers.opened(s.a.Name(), path, rec.Meta)
+	cf.release = func() { hold(); closed() }
+	return cf, nil
 }
 
 // realFile is an open real file.

@@ -135,7 +135,7 @@ func (d *Daemon) pin(ctx context.Context, req control.PathRequest, progress func
 	return nil
 }
 
-func (d *Daemon) realizeAll(ctx context.Context, a *real.Arena, path realize.Path, progress func(*control.PinEvent) error) error {
+func (d *Daemon) realizeAll(ctx context.Context, a *real.Arena, path realize.Path, show func(*control.PinEvent) error) error {
 	files, err := a.UnrealUnder(path)
 	if err != nil {
 		return err
@@ -148,6 +148,15 @@ func (d *Daemon) realizeAll(ctx context.Context, a *real.Arena, path realize.Pat
 			ev.Bytes += rec.Meta.Size
 		}
 	}
+	// The pin is listed in `realize status` while it runs; its progress is
+	// copied there at every event.
+	xid, xt := d.xfers.start(control.TransferStatus{Kind: control.TransferPin, Arena: a.Name(), Path: path})
+	defer d.xfers.end(xid)
+	var blob realize.Hash
+	progress := func(ev *control.PinEvent) error {
+		d.xfers.pinProgress(xt, ev, blob)
+		return show(ev)
+	}
 	if err := progress(ev); err != nil {
 		return err
 	}
@@ -155,6 +164,7 @@ func (d *Daemon) realizeAll(ctx context.Context, a *real.Arena, path realize.Pat
 	for i, p := range files {
 		ev.Current = p
 		m := metas[i]
+		blob = m.Blob
 		fill := func(ctx context.Context, f *os.File) error {
 			return d.cache.Fill(ctx, a.Name(), m, f, func(done int64) {
 				ev.BytesDone = before + done
