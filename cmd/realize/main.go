@@ -69,6 +69,7 @@ func newApp(e *env) *cli.Command {
 			unpinCommand(e),
 			mountCommand(e),
 			umountCommand(e),
+			serviceCommand(e),
 			versionCommand(e),
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {

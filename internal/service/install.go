@@ -144,7 +144,8 @@ func (p *Plan) reinstall(existed, changed bool) []step {
 
 // Uninstall stops and disables the service, then removes its file. If the
 // manager is missing, the file is removed and the Result says nothing ran.
-func Uninstall(ctx context.Context, p *Plan, r Runner) (*Result, error) {
+// If one of its commands fails, the file is kept, unless force is set.
+func Uninstall(ctx context.Context, p *Plan, r Runner, force bool) (*Result, error) {
 	res := &Result{Path: p.Path, Action: Absent}
 	if _, err := os.Lstat(p.Path); errors.Is(err, fs.ErrNotExist) {
 		return res, nil
@@ -162,11 +163,13 @@ func Uninstall(ctx context.Context, p *Plan, r Runner) (*Result, error) {
 				}
 			}
 			out, err := r.Run(ctx, c)
-			if err != nil {
+			if err != nil && !force {
 				return res, &realize.Error{Op: "uninstall service", Kind: realize.Other, Path: p.Path,
-					Err: fmt.Errorf("`%s` failed, so the file is left in place: %s", Shell(c), outputOf(out, err))}
+					Err: fmt.Errorf("`%s` failed, so the file is left in place (--force removes it anyway): %s", Shell(c), outputOf(out, err))}
 			}
-			res.Ran = append(res.Ran, c)
+			if err == nil {
+				res.Ran = append(res.Ran, c)
+			}
 		}
 	}
 	if err := os.Remove(p.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -397,7 +397,7 @@ func TestInstallUninstallSystemdUser(t *testing.T) {
 	}
 
 	r.ran = nil
-	res, err = Uninstall(ctx, p2, r)
+	res, err = Uninstall(ctx, p2, r, false)
 	if err != nil || res.Action != Removed {
 		t.Fatalf("uninstall: %+v %v", res, err)
 	}
@@ -408,7 +408,7 @@ func TestInstallUninstallSystemdUser(t *testing.T) {
 		t.Error("uninstall left the file")
 	}
 	r.ran = nil
-	if res, err := Uninstall(ctx, p2, r); err != nil || res.Action != Absent || len(r.ran) != 0 {
+	if res, err := Uninstall(ctx, p2, r, false); err != nil || res.Action != Absent || len(r.ran) != 0 {
 		t.Errorf("second uninstall: %+v %v %q", res, err, r.ran)
 	}
 	r.outputs = map[string]string{"systemctl --user is-enabled realize.service": "Failed to connect to bus: No medium found"}
@@ -437,7 +437,7 @@ func TestInstallWithoutManager(t *testing.T) {
 		t.Errorf("status: %+v", st)
 	}
 	// Uninstall still removes the file.
-	if res, err := Uninstall(t.Context(), p, r); err != nil || res.Action != Removed || len(r.ran) != 0 {
+	if res, err := Uninstall(t.Context(), p, r, false); err != nil || res.Action != Removed || len(r.ran) != 0 {
 		t.Errorf("uninstall: %+v %v %q", res, err, r.ran)
 	}
 }
@@ -452,11 +452,14 @@ func TestInstallCommandFails(t *testing.T) {
 	}
 	// Uninstall refuses to remove the file of a service it could not stop.
 	r.fail = map[string]string{"systemctl --user disable --now realize.service": "Failed to connect to bus"}
-	if _, err := Uninstall(t.Context(), p, r); err == nil || !strings.Contains(err.Error(), "left in place") {
+	if _, err := Uninstall(t.Context(), p, r, false); err == nil || !strings.Contains(err.Error(), "left in place") {
 		t.Errorf("uninstall: %v", err)
 	}
 	if _, err := os.Stat(p.Path); err != nil {
 		t.Error("file removed although the service was not stopped")
+	}
+	if res, err := Uninstall(t.Context(), p, r, true); err != nil || res.Action != Removed {
+		t.Errorf("forced uninstall: %+v %v", res, err)
 	}
 }
 
@@ -497,7 +500,7 @@ func TestInstallUninstallLaunchd(t *testing.T) {
 	}
 
 	r.ran = nil
-	if res, err := Uninstall(ctx, p, r); err != nil || res.Action != Removed ||
+	if res, err := Uninstall(ctx, p, r, false); err != nil || res.Action != Removed ||
 		!reflect.DeepEqual(r.ran, []string{"launchctl print gui/1000/net.realize.daemon", "launchctl bootout gui/1000/net.realize.daemon"}) {
 		t.Errorf("uninstall: %+v %v %q", res, err, r.ran)
 	}
@@ -510,7 +513,7 @@ func TestInstallUninstallLaunchd(t *testing.T) {
 	r.ran = nil
 	r.fail = map[string]string{"launchctl print gui/1000/net.realize.daemon": "Could not find service"}
 	r.outputs = nil
-	if res, err := Uninstall(ctx, p, r); err != nil || res.Action != Removed || len(r.ran) != 1 {
+	if res, err := Uninstall(ctx, p, r, false); err != nil || res.Action != Removed || len(r.ran) != 1 {
 		t.Errorf("uninstall of an unloaded job: %+v %v %q", res, err, r.ran)
 	}
 	if st := Query(ctx, p, r); st.Installed || st.Enabled != "not loaded" {
