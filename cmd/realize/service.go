@@ -242,6 +242,7 @@ type serviceJSON struct {
 	Path      string     `json:"path"`
 	Action    string     `json:"action,omitempty"` // install/uninstall: written, replaced, unchanged, removed, absent
 	Ran       [][]string `json:"ran,omitempty"`
+	Failed    [][]string `json:"failed,omitempty"`  // uninstall --force: commands that failed
 	Content   string     `json:"content,omitempty"` // --dry-run
 	Installed *bool      `json:"installed,omitempty"`
 	Current   *bool      `json:"current,omitempty"` // the file is what install would write now
@@ -277,7 +278,7 @@ func printServiceDryRun(p *printer, plan *service.Plan) error {
 func printServiceResult(p *printer, plan *service.Plan, res *service.Result) error {
 	if p.json {
 		j := toServiceJSON(plan)
-		j.Action, j.Ran = res.Action, res.Ran
+		j.Action, j.Ran, j.Failed = res.Action, res.Ran, res.Failed
 		return p.JSON(j)
 	}
 	switch res.Action {
@@ -291,6 +292,9 @@ func printServiceResult(p *printer, plan *service.Plan, res *service.Result) err
 	}
 	for _, c := range res.Ran {
 		p.Printf("Ran: %s\n", service.Shell(c))
+	}
+	for _, c := range res.Failed {
+		p.Printf("Failed (passed over, --force): %s\n", service.Shell(c))
 	}
 	if res.Action == service.Removed {
 		return nil

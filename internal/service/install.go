@@ -49,6 +49,7 @@ type Result struct {
 	Path   string
 	Action string     // Written, Replaced, Unchanged, Removed or Absent
 	Ran    [][]string // the manager's commands that ran, in order
+	Failed [][]string // uninstall --force: commands that failed and were passed over
 }
 
 // Install puts the plan's file in place (atomically: a temporary file
@@ -169,6 +170,8 @@ func Uninstall(ctx context.Context, p *Plan, r Runner, force bool) (*Result, err
 			}
 			if err == nil {
 				res.Ran = append(res.Ran, c)
+			} else {
+				res.Failed = append(res.Failed, c)
 			}
 		}
 	}

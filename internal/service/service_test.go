@@ -458,7 +458,7 @@ func TestInstallCommandFails(t *testing.T) {
 	if _, err := os.Stat(p.Path); err != nil {
 		t.Error("file removed although the service was not stopped")
 	}
-	if res, err := Uninstall(t.Context(), p, r, true); err != nil || res.Action != Removed {
+	if res, err := Uninstall(t.Context(), p, r, true); err != nil || res.Action != Removed || len(res.Failed) != 1 {
 		t.Errorf("forced uninstall: %+v %v", res, err)
 	}
 }
