@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/signal"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -20,52 +24,122 @@ const requestTimeout = 30 * time.Second
 func statusCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "status",
-		Usage:     "show the daemon, its arenas, peers and cache, or one path",
+		Usage:     "show the daemon, its arenas, peers, cache and transfers, or one path",
 		ArgsUsage: "[PATH]",
-		Description: "Without PATH: the daemon, its arenas, peers and cache. With PATH (inside an\n" +
-			"arena's directory or a mount, or ARENA:PATH): its mark (pinned or not, and\n" +
-			"where from), its state here (real, cached with how much, remote) and the peers\n" +
-			"that hold it. If the daemon is not running, says so and exits 1; with --json\n" +
-			"(no PATH) it still prints a status object, with daemon.running false.",
+		Description: "Without PATH: the daemon, its arenas, peers and cache, and the transfers\n" +
+			"running now (files fetched by replication, pins, cache fetches for reads), each\n" +
+			"with a progress bar. --watch redraws it every second until Ctrl-C (with --json:\n" +
+			"one status object per line per second). With PATH (inside an arena's directory\n" +
+			"or a mount, or ARENA:PATH): its mark (pinned or not, and where from), its state\n" +
+			"here (real, cached with how much, remote) and the peers that hold it. If the\n" +
+			"daemon is not running, says so and exits 1; with --json (no PATH) it still\n" +
+			"prints a status object, with daemon.running false.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw every second until interrupted (not with PATH)"},
+		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() > 1 {
 				return usagef("status: want at most one PATH, got %d arguments", cmd.Args().Len())
+			}
+			watch := cmd.Bool("watch")
+			if watch && cmd.Args().Present() {
+				return usagef("status: --watch shows the whole status, not one PATH")
 			}
 			cfg, err := loadConfig(cmd, e)
 			if err != nil {
 				return err
 			}
 			p := newPrinter(cmd, e)
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
 			c := control.NewClient(control.SocketPath(cfg.Data))
 			defer c.Close()
 			if arg := cmd.Args().First(); arg != "" {
+				ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+				defer cancel()
 				return pathStatus(ctx, c, cfg, p, arg)
 			}
-			rep, err := c.Status(ctx)
-			if realize.KindOf(err) == realize.Unavailable {
-				if p.json {
-					p.JSON(downReport(cfg))
-				}
-				return err
+			if watch {
+				return watchStatus(ctx, c, cfg, p, e)
 			}
-			if err != nil {
-				return err
-			}
-			if p.json {
-				return p.JSON(rep)
-			}
-			printStatus(p, rep, e.now())
-			return nil
+			return showStatus(ctx, c, cfg, p, e, nil)
 		},
+	}
+}
+
+// showStatus asks the daemon for its status once and prints it. frame, if
+// set, writes the text form (a redraw) instead of the printer.
+func showStatus(ctx context.Context, c *control.Client, cfg *config.Config, p *printer, e *env, frame func(string)) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	rep, err := c.Status(ctx)
+	if realize.KindOf(err) == realize.Unavailable {
+		if p.json {
+			p.JSON(downReport(cfg))
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if p.json {
+		return p.JSON(rep)
+	}
+	if frame == nil {
+		printStatus(p, rep, e.now())
+		return nil
+	}
+	var b strings.Builder
+	printStatus(&printer{w: &b}, rep, e.now())
+	frame(b.String())
+	return nil
+}
+
+// watchEvery is how often --watch redraws.
+const watchEvery = time.Second
+
+// watchStatus shows the status every watchEvery until ctx is done or the
+// user interrupts (exit 0). On a terminal each frame replaces the last;
+// elsewhere frames follow each other, separated by a blank line.
+func watchStatus(ctx context.Context, c *control.Client, cfg *config.Config, p *printer, e *env) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tty := false
+	if f, ok := e.stdout.(*os.File); ok {
+		tty = isTerminal(f)
+	}
+	first := true
+	frame := func(s string) {
+		switch {
+		case tty:
+			p.Printf("\x1b[H\x1b[2J%s", s) // home, clear, draw
+		case first:
+			p.Printf("%s", s)
+		default:
+			p.Printf("\n%s", s)
+		}
+		first = false
+	}
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		if err := showStatus(ctx, c, cfg, p, e, frame); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }
 
 // downReport is the status of a peer whose daemon is not running: what the
 // config and the key say.
 func downReport(cfg *config.Config) *control.StatusReport {
-	rep := &control.StatusReport{Daemon: control.DaemonStatus{Name: cfg.Name, DataDir: cfg.Data}, Arenas: []control.ArenaStatus{}}
+	rep := &control.StatusReport{Daemon: control.DaemonStatus{Name: cfg.Name, DataDir: cfg.Data}, Arenas: []control.ArenaStatus{},
+		Transfers: []control.TransferStatus{}}
 	if id, err := household.LoadIdentity(household.KeyPath(cfg.Data)); err == nil {
 		rep.Daemon.Peer = id.ID()
 	}
@@ -91,6 +165,7 @@ func printStatus(p *printer, rep *control.StatusReport, now time.Time) {
 	}
 	printPeerStatus(p, rep.Peers, now)
 	printCache(p, rep)
+	printTransfers(p, rep.Transfers)
 }
 
 // printCache shows the cache of unreal bytes and the NFS server.
@@ -104,6 +179,12 @@ func printCache(p *printer, rep *control.StatusReport) {
 		p.Printf("nfs      serving on %s (realize mount DIR)\n", rep.NFS)
 	case rep.NFSError != "":
 		p.Printf("nfs      not serving: %s\n", rep.NFSError)
+	}
+	switch {
+	case rep.Metrics != "":
+		p.Printf("metrics  serving on http://%s/metrics\n", rep.Metrics)
+	case rep.MetricsError != "":
+		p.Printf("metrics  not serving: %s\n", rep.MetricsError)
 	}
 }
 
