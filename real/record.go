@@ -33,11 +33,15 @@ func setVersion(e *realize.Entry, r *Record) { r.Version, r.Origin = e.Version, 
 
 // record writes a plan: structural changes first, then hashed files.
 func (a *Arena) record(ctx context.Context, p *plan) error {
+	if err := a.applyRedirects(p); err != nil {
+		return err
+	}
 	p.matchRenames()
 	p.sort()
 	if err := a.commit(a.structural(p)); err != nil {
 		return err
 	}
+	a.consumeOverlay(p)
 	return a.hashAll(ctx, p.hash)
 }
 
@@ -85,8 +89,13 @@ func (a *Arena) structural(p *plan) []pending {
 		// next look rehashes it locally, and records any difference.
 		st := r.stat
 		st.CTime = -1
-		out = append(out, pending{entry: e, path: r.to, rec: &Record{Meta: m, Stat: st}, fix: setVersion})
-		if r.rec.Stat.CTime == -1 {
+		rec := &Record{Meta: m, Stat: st}
+		if r.unreal {
+			// No bytes moved: the destination is as unreal as the source.
+			rec.Unreal, rec.Stat, e.Unreal = true, Stat{}, true
+		}
+		out = append(out, pending{entry: e, path: r.to, rec: rec, fix: setVersion})
+		if !r.unreal && r.rec.Stat.CTime == -1 {
 			// The source was racily clean (written moments ago): look again
 			// right away rather than at the next rescan.
 			a.retryLater(r.to)

@@ -44,6 +44,8 @@ type plan struct {
 	// names both a directory and something inside it.
 	visited map[realize.Path]bool
 	queued  map[realize.Path]bool
+	// overlay holds the overlayfs marks found (see overlay.go).
+	overlay overlayPlan
 }
 
 // visit reports whether dir is diffed for the first time in this plan.
@@ -98,6 +100,7 @@ type rename struct {
 	rec      *Record // the source's record
 	stat     Stat    // the destination's stat
 	old      *Record // what was at the destination (tombstone or nil)
+	unreal   bool    // an unreal file moved with its directory (overlay redirect)
 }
 
 func live(r *Record) bool { return r != nil && !r.Deleted }
@@ -127,6 +130,7 @@ func (a *Arena) diffDir(ctx context.Context, dir realize.Path, recursive bool, p
 	if err != nil {
 		return err
 	}
+	opaque := a.overlayDir(dir, p)
 	seen := make(map[string]bool, len(ents))
 	for _, e := range ents {
 		name := e.Name()
@@ -142,8 +146,8 @@ func (a *Arena) diffDir(ctx context.Context, dir realize.Path, recursive bool, p
 	for name, rec := range known {
 		child := dir.Join(name)
 		// An unreal file has no bytes on disk by design: its absence is
-		// not a deletion.
-		if !seen[name] && live(rec) && !rec.IsUnreal() && !a.ignored(child, rec.Meta.Kind == realize.KindDir) {
+		// not a deletion — unless an opaque overlay directory hides it.
+		if !seen[name] && live(rec) && (!rec.IsUnreal() || opaque) && !a.ignored(child, rec.Meta.Kind == realize.KindDir) {
 			if err := a.removeTree(child, rec, p); err != nil {
 				return err
 			}
@@ -206,6 +210,8 @@ func (a *Arena) diffEntry(ctx context.Context, path realize.Path, e fs.DirEntry,
 			return err
 		}
 		p.links = append(p.links, newLink{path: path, target: target, stat: st, old: rec})
+	case isWhiteout(info):
+		return a.whiteout(path, info, rec, p)
 	default:
 		a.skip(path, errNotRegular)
 	}

@@ -66,6 +66,19 @@ func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Re
 	if err := a.unchanged(path, rec); err != nil {
 		return err
 	}
+	abs := a.abs(path)
+	// A file open anywhere (through an overlay mount, an open of the merged
+	// file opens this very file) stays real: moving it would take the
+	// writer's later bytes into the cache, out of the history. The lease
+	// also makes any open during the move wait, and tells us about it.
+	lease, err := takeUnpinLease(abs)
+	if err != nil {
+		if errors.Is(err, errOpenElsewhere) {
+			return &realize.Error{Op: "unpin", Kind: realize.Busy, Arena: a.name, Path: string(path), Err: err}
+		}
+		return a.placeErr(path, realize.IO, err)
+	}
+	defer lease.release()
 	// The block map goes with the bytes; the index drops it with the
 	// last real reference.
 	blocks, err := a.BlockMap(rec.Meta.Blob)
@@ -78,10 +91,19 @@ func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Re
 	if e.Origin.IsZero() {
 		e.Origin = a.self
 	}
+	if lease.broken() {
+		return &realize.Error{Op: "unpin", Kind: realize.Busy, Arena: a.name, Path: string(path), Err: errOpenElsewhere}
+	}
 	if err := a.commit([]pending{{entry: e, path: path, rec: &next, fix: func(*realize.Entry, *Record) {}}}); err != nil {
 		return err
 	}
-	abs := a.abs(path)
+	if lease.broken() {
+		// Opened while the record was committed: the bytes stay where the
+		// opener finds them, and the next scan records the file at the
+		// now unreal path as an edit (real again, nothing lost).
+		a.retryLater(path)
+		return &realize.Error{Op: "unpin", Kind: realize.Busy, Arena: a.name, Path: string(path), Err: errOpenElsewhere}
+	}
 	if err := adopt(abs, rec, blocks); err != nil {
 		a.logger.Warn("unpin: could not move the file into the cache; removing it", "path", path, "err", err)
 		if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
