@@ -21,20 +21,27 @@ func mountCommand(e *env) *cli.Command {
 		Name:      "mount",
 		Usage:     "mount the household share at DIR",
 		ArgsUsage: "DIR",
-		Description: "Mounts this peer's NFS export (every file of every arena; unreal files are\n" +
-			"fetched on read) at DIR, which must be an empty directory. --mode nfs (the\n" +
-			"only mode so far) mounts the merged read-write view directly, as on macOS.\n" +
-			"Mounting needs root: without it, prints the exact command to run and exits 1.",
+		Description: "Mounts the household share at DIR, which must be an empty directory.\n" +
+			"--mode overlay (Linux, the default there) mounts the daemon's read-only\n" +
+			"all-files NFS view at DIR and stacks one overlayfs per arena on DIR/ARENA:\n" +
+			"the view below, the arena's real directory above, so real files are served\n" +
+			"by the kernel at local speed and an edited unreal file becomes real.\n" +
+			"--mode nfs (the default elsewhere) mounts the merged read-write NFS view.\n" +
+			"Mounting needs root: without it, prints the exact commands and exits 1.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "mode", Value: "nfs", Usage: "`MODE`: nfs (overlay comes later)"},
+			&cli.StringFlag{Name: "mode", Value: defaultMountMode(), Usage: "`MODE`: overlay (Linux) or nfs"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the mount command instead of running it"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() != 1 {
 				return usagef("mount: want one DIR")
 			}
-			if m := cmd.String("mode"); m != "nfs" {
-				return &realize.Error{Op: "mount", Kind: realize.Unsupported, Err: fmt.Errorf("mode %q is not available yet: use --mode nfs", m)}
+			mode := cmd.String("mode")
+			switch {
+			case mode == "overlay" && runtime.GOOS != "linux":
+				return &realize.Error{Op: "mount", Kind: realize.Unsupported, Err: fmt.Errorf("--mode overlay needs Linux (overlayfs); use --mode nfs")}
+			case mode != "overlay" && mode != "nfs":
+				return usagef("mount: --mode is overlay or nfs, not %q", mode)
 			}
 			dir, err := filepath.Abs(cmd.Args().First())
 			if err != nil {
@@ -51,11 +58,18 @@ func mountCommand(e *env) *cli.Command {
 			if err := checkMountDir(dir); err != nil {
 				return err
 			}
+			p := newPrinter(cmd, e)
+			if mode == "overlay" {
+				cmds, err := overlayMountCmds(addr, dir, cfg.Data, cfg.Arenas)
+				if err != nil {
+					return err
+				}
+				return runMounts(ctx, p, cmd.Bool("dry-run"), cmds, "mount", dir)
+			}
 			argv, err := mountArgv(addr, dir)
 			if err != nil {
 				return err
 			}
-			p := newPrinter(cmd, e)
 			return runMount(ctx, p, cmd.Bool("dry-run"), argv, "mount")
 		},
 	}
@@ -78,7 +92,14 @@ func umountCommand(e *env) *cli.Command {
 			if !isMountPoint(dir) {
 				return &realize.Error{Op: "umount", Kind: realize.Invalid, Path: dir, Err: errors.New("nothing is mounted there")}
 			}
-			return runMount(ctx, newPrinter(cmd, e), cmd.Bool("dry-run"), []string{"umount", dir}, "umount")
+			// The overlays stacked on DIR/ARENA first (deepest first), then
+			// DIR itself.
+			var cmds [][]string
+			for _, m := range mountsBelow(dir) {
+				cmds = append(cmds, []string{"umount", m})
+			}
+			cmds = append(cmds, []string{"umount", dir})
+			return runMounts(ctx, newPrinter(cmd, e), cmd.Bool("dry-run"), cmds, "umount", dir)
 		},
 	}
 }
