@@ -13,7 +13,7 @@ import (
 // Landed is how a Fill tells Place which bytes of the temporary file are
 // final, so that Place hashes the blob while the rest is still arriving
 // instead of reading the whole file again once it is complete (see
-// docs/decisions/0008-hash-while-filling.md). Reporting is optional: bytes
+// docs/decisions/0010-hash-while-filling.md). Reporting is optional: bytes
 // never reported are hashed after Fill returns. A nil *Landed ignores
 // every report.
 //
