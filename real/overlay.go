@@ -11,7 +11,7 @@ import (
 )
 
 // The real directory as an overlayfs upper layer (Linux `realize mount`,
-// see docs/decisions/0011-overlay-mount.md). The kernel writes three kinds
+// see docs/decisions/0012-overlay-mount.md). The kernel writes three kinds
 // of marks there that say what happened to what the lower layer (the
 // daemon's read-only all-files NFS view, i.e. the index) showed:
 //

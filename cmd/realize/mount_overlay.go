@@ -18,7 +18,7 @@ import (
 	"github.com/realizefs/realize/internal/config"
 )
 
-// The overlay mount (Linux; docs/decisions/0011-overlay-mount.md):
+// The overlay mount (Linux; docs/decisions/0012-overlay-mount.md):
 //
 //	DIR                  the daemon's read-only all-files NFS view (/.all)
 //	DIR/ARENA            overlayfs: lowerdir = DIR/ARENA (that view),
