@@ -19,8 +19,9 @@ func TestAppendWhilePinUnpin(t *testing.T) {
 	a.start()
 	b.start()
 	var content []byte
-	done := make(chan bool)
+	done, stopped := make(chan bool), make(chan bool)
 	go func() {
+		defer close(stopped)
 		for {
 			select {
 			case <-done:
@@ -40,6 +41,7 @@ func TestAppendWhilePinUnpin(t *testing.T) {
 	}
 	f.Close()
 	close(done)
+	<-stopped
 	waitFile(t, b, "w.txt", content, 10*time.Second)
 	waitFile(t, a, "w.txt", content, 60*time.Second)
 }
