@@ -34,7 +34,7 @@ func TestMountBadInput(t *testing.T) {
 		t.Fatalf("missing dir: exit %d, %q", code, errs)
 	}
 	_, errs, code = p.run("mount", "--mode", "fuse", empty)
-	if code != 1 || !strings.Contains(errs, "not available") {
+	if code != 2 || !strings.Contains(errs, "overlay or nfs") {
 		t.Fatalf("unknown mode: exit %d, %q", code, errs)
 	}
 	out, errs, code := p.run("mount", "--dry-run", empty)
