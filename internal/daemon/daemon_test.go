@@ -3,11 +3,13 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,29 +45,46 @@ func testConfig(t *testing.T) *config.Config {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func TestRunStatusSecondDaemonShutdown(t *testing.T) {
-	cfg := testConfig(t)
+// runDaemon runs a daemon in-process until stop (or the test's end) and
+// returns its control socket once it answers. stop shuts it down and
+// returns Run's error; it fails the test if that takes over 5 s.
+func runDaemon(t *testing.T, cfg *config.Config, version string) (socket string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, quiet(), Options{Version: "test", Ready: func(s string) { ready <- s }})
+		done <- Run(ctx, cfg, quiet(), Options{Version: version, Ready: func(s string) { ready <- s }})
 	}()
-	var socket string
 	select {
 	case socket = <-ready:
 	case err := <-done:
+		cancel()
 		t.Fatalf("Run: %v", err)
 	case <-time.After(10 * time.Second):
+		cancel()
 		t.Fatal("daemon not ready after 10s")
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
 			cancel()
-			<-done
-		}
-	}()
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				err = errors.New("no shutdown within 5s")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return socket, stop
+}
+
+func TestRunStatusSecondDaemonShutdown(t *testing.T) {
+	cfg := testConfig(t)
+	socket, stop := runDaemon(t, cfg, "test")
 
 	c := control.NewClient(socket)
 	defer c.Close()
@@ -94,15 +113,8 @@ func TestRunStatusSecondDaemonShutdown(t *testing.T) {
 		t.Fatalf("first daemon hurt by the second: %v", err)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		stopped = true
-		if err != nil {
-			t.Fatalf("shutdown: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no shutdown within 5s")
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 	for _, p := range []string{socket, filepath.Join(cfg.Data, PIDFile)} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,24 +25,13 @@ func freeUDP(t *testing.T) string {
 	return c.LocalAddr().String()
 }
 
-// runDaemon runs cfg until the test ends and returns its status.
-func runDaemon(t *testing.T, cfg *config.Config) *control.Client {
+// runClient runs cfg until the test ends and returns a control client.
+func runClient(t *testing.T, cfg *config.Config) *control.Client {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, quiet(), Options{Ready: func(s string) { ready <- s }}) }()
-	select {
-	case s := <-ready:
-		c := control.NewClient(s)
-		t.Cleanup(func() { c.Close(); cancel(); <-done })
-		return c
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon not ready after 10s")
-	}
-	return nil
+	socket, _ := runDaemon(t, cfg, "")
+	c := control.NewClient(socket)
+	t.Cleanup(c.Close)
+	return c
 }
 
 // Two daemons on loopback: a file made on one is replicated to the other
@@ -71,7 +59,7 @@ func TestMetricsMoveWithReplication(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(a.Arenas[0].Dir, "big.bin"), content, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ca, cb := runDaemon(t, a), runDaemon(t, b)
+	ca, cb := runClient(t, a), runClient(t, b)
 	ra, err := ca.Status(t.Context())
 	if err != nil {
 		t.Fatal(err)

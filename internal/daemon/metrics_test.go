@@ -54,27 +54,7 @@ func sample(text, series string) string {
 func TestMetricsEndpoint(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Metrics = "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(t.Context())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, quiet(), Options{Version: "v-test", Ready: func(s string) { ready <- s }})
-	}()
-	var socket string
-	select {
-	case socket = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon not ready after 10s")
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			cancel()
-			<-done
-		}
-	}()
+	socket, stop := runDaemon(t, cfg, "v-test")
 	c := control.NewClient(socket)
 	defer c.Close()
 	rep, err := c.Status(t.Context())
@@ -111,11 +91,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		return sample(text, `realize_arena_files{arena="docs"}`) == "1" && sample(text, `realize_arena_bytes{arena="docs"}`) == "5"
 	})
 
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	stopped = true
 	if resp, err := http.Get("http://" + rep.Metrics + "/metrics"); err == nil {
 		resp.Body.Close()
 		t.Errorf("endpoint still answers after shutdown")
