@@ -194,19 +194,56 @@ func (a *Arena) RealUnder(path realize.Path) ([]realize.Path, error) {
 
 func (a *Arena) filesUnder(path realize.Path, keep func(*Record) bool) ([]realize.Path, error) {
 	var out []realize.Path
-	err := a.db.View(func(tx *bolt.Tx) error {
+	err := a.walkUnder(path, func(p realize.Path, r *Record) error {
+		if keep(r) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CountUnder counts the real and unreal files at or below path, in one
+// walk (realize status of a directory).
+func (a *Arena) CountUnder(path realize.Path) (real, unreal int64, err error) {
+	err = a.walkUnder(path, func(_ realize.Path, r *Record) error {
+		switch {
+		case r.IsReal():
+			real++
+		case r.IsUnreal():
+			unreal++
+		}
+		return nil
+	})
+	return real, unreal, err
+}
+
+// errFound stops a walk at the first match.
+var errFound = errors.New("found")
+
+// HasUnrealUnder tells whether any unreal file is at or below path,
+// stopping at the first one.
+func (a *Arena) HasUnrealUnder(path realize.Path) (bool, error) {
+	err := a.walkUnder(path, func(_ realize.Path, r *Record) error {
+		if r.IsUnreal() {
+			return errFound
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
+}
+
+func (a *Arena) walkUnder(path realize.Path, fn func(realize.Path, *Record) error) error {
+	return a.db.View(func(tx *bolt.Tx) error {
 		ix, err := OpenIndex(tx, a.name)
 		if err != nil {
 			return err
 		}
-		return ix.Walk(path, func(p realize.Path, r *Record) error {
-			if keep(r) {
-				out = append(out, p)
-			}
-			return nil
-		})
+		return ix.Walk(path, fn)
 	})
-	return out, err
 }
 
 // Lookup returns the index record of path (nil when none).

@@ -315,7 +315,7 @@ func (s *shareArena) Remove(ctx context.Context, path realize.Path) error {
 	}
 	if info.IsDir() {
 		// A directory whose files are all unreal looks empty on disk.
-		if unreal, err := s.a.UnrealUnder(path); err != nil || len(unreal) > 0 {
+		if has, err := s.a.HasUnrealUnder(path); err != nil || has {
 			return s.err("remove", path, realize.NotEmpty, syscall.ENOTEMPTY)
 		}
 	}
@@ -348,7 +348,7 @@ func (s *shareArena) Rename(ctx context.Context, from, to realize.Path) error {
 	if info.IsDir() {
 		// Moving the directory on disk would leave its unreal files'
 		// records behind, and the indexer would see them deleted.
-		if unreal, err := s.a.UnrealUnder(from); err != nil || len(unreal) > 0 {
+		if has, err := s.a.HasUnrealUnder(from); err != nil || has {
 			return s.err("rename", from, realize.Unsupported,
 				errors.New("the directory holds unreal files: pin it first (realize pin), then rename it"))
 		}

@@ -273,9 +273,7 @@ func (d *Daemon) pathStatus(ctx context.Context, s string) (*control.PathStatus,
 	switch {
 	case path.IsRoot() || rec != nil && !rec.Deleted && rec.Meta.Kind == realize.KindDir:
 		st.Kind = "dir"
-		real, _ := a.RealUnder(path)
-		unr, _ := a.UnrealUnder(path)
-		st.RealFiles, st.UnrealFiles = int64(len(real)), int64(len(unr))
+		st.RealFiles, st.UnrealFiles, _ = a.CountUnder(path)
 	case rec == nil || rec.Deleted:
 		return nil, &realize.Error{Op: "status", Kind: realize.NotExist, Arena: a.Name(), Path: string(path), Err: errors.New("no such path")}
 	case rec.Meta.Kind == realize.KindSymlink:
