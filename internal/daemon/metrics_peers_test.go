@@ -79,6 +79,10 @@ func TestMetricsMoveWithReplication(t *testing.T) {
 			t.Errorf("%s = %q, want at least %v", series, sample(text, series), min)
 		}
 	}
+	// The file lands on disk an instant before its index record commits.
+	waitFor(t, 10*time.Second, "beta counts big.bin", func() bool {
+		return sample(scrape(t, rb.Metrics), `realize_arena_files{arena="docs"}`) == "1"
+	})
 	tb := scrape(t, rb.Metrics)
 	atLeast(tb, `realize_peer_connected{peer="alpha"}`, 1)
 	atLeast(tb, `realize_peer_received_bytes_total{peer="alpha"}`, float64(len(content)))
