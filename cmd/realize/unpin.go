@@ -37,11 +37,14 @@ func unpinCommand(e *env) *cli.Command {
 				}
 			} else {
 				for _, u := range rep.Unpinned {
-					p.Printf("unpinned %s:%s\n", u.Arena, u.Path.Quote())
+					p.Printf("marked unpinned: %s:%s\n", u.Arena, u.Path.Quote())
 				}
 				p.Printf("%d files moved to the cache (%s)\n", rep.Files, humanBytes(rep.Bytes))
 				for _, k := range rep.Kept {
 					p.Printf("  kept real: %s:%s: %s\n", k.Arena, k.Path.Quote(), k.Reason)
+				}
+				if len(rep.Kept) > 0 {
+					p.Printf("The mark is set; run unpin again once another peer holds the files kept real.\n")
 				}
 			}
 			if len(rep.Kept) > 0 {
