@@ -181,7 +181,9 @@ func alternatives(cs []real.Conflict) []realize.Alternative {
 // resolution that failed halfway and is run again).
 func (ap *Applier) placeCopies(ctx context.Context, path realize.Path, listed []real.Conflict, name func(realize.Path, realize.Alternative) (realize.Path, error)) ([]realize.Path, error) {
 	if name == nil {
-		name = func(p realize.Path, a realize.Alternative) (realize.Path, error) { return CopyPath(p, a.Origin.Short(), a.Meta.Blob) }
+		name = func(p realize.Path, a realize.Alternative) (realize.Path, error) {
+			return CopyPath(p, a.Origin.Short(), a.Meta.Blob)
+		}
 	}
 	var out []realize.Path
 	for _, c := range listed {
