@@ -514,6 +514,13 @@ func (a *Arena) OpenBlob(blob realize.Hash) (*os.File, error) {
 	return nil, &realize.Error{Op: "open blob", Kind: realize.NotExist, Arena: a.name, Err: fmt.Errorf("no local copy of %s", blob.Short())}
 }
 
+// KeptAside tells whether the bytes of blob are kept aside (a conflict
+// loser's) in the real directory root of an arena.
+func KeptAside(root string, blob realize.Hash) bool {
+	_, err := os.Lstat(filepath.Join(root, ConflictDir, blob.String()))
+	return err == nil
+}
+
 // ConflictBytes returns where the bytes of a conflict loser are kept on
 // this peer, if they are.
 func (a *Arena) ConflictBytes(blob realize.Hash) (string, bool) {

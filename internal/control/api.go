@@ -15,7 +15,8 @@ import (
 
 // APIVersion is sent by the client and checked by the server so a CLI and a
 // daemon of different versions fail with a clear message, not a decode error.
-const APIVersion = 1
+// 2: conflicts lists each contested path's current version too; resolve.
+const APIVersion = 2
 
 // Backend is what the daemon offers to the CLI.
 type Backend interface {
