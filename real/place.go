@@ -524,9 +524,7 @@ func KeptAside(root string, blob realize.Hash) bool {
 // ConflictBytes returns where the bytes of a conflict loser are kept on
 // this peer, if they are.
 func (a *Arena) ConflictBytes(blob realize.Hash) (string, bool) {
-	p := filepath.Join(a.root, ConflictDir, blob.String())
-	_, err := os.Lstat(p)
-	return p, err == nil
+	return filepath.Join(a.root, ConflictDir, blob.String()), KeptAside(a.root, blob)
 }
 
 // commitPlaced records a placed change: index record, history entry and
