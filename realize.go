@@ -57,7 +57,12 @@ const (
 	OpMkdir   Op = 5 // a directory appeared at Path
 	OpRmdir   Op = 6 // the directory at Path was deleted
 	OpSymlink Op = 7 // a symlink appeared at, or was re-pointed at, Path
-	OpResolve Op = 8 // a person resolved a conflict at Path (later issue)
+	// OpResolve: a person resolved the conflict at Path. Meta is what the
+	// path holds afterwards, Version dominates every version the person
+	// saw (see ResolveCounter), and Own, when set, is the vector of the
+	// versions dropped (those it covers leave the conflicts list on every
+	// peer); unset, it is Version.
+	OpResolve Op = 8
 	// OpConflict: concurrent versions of Path met; Meta is the winner every
 	// peer picks by the same rule, Losers are kept aside under conflicts/.
 	OpConflict Op = 9
@@ -123,7 +128,8 @@ type Entry struct {
 	// Losers, for OpConflict, is the rest of the path's frontier: the
 	// versions that lost (deletions included, so that every peer rebuilds
 	// the same frontier), and Own is the winner's own version vector
-	// (Version being the merge of the whole frontier).
+	// (Version being the merge of the whole frontier). For OpResolve, Own
+	// is the vector of the kept-aside versions the resolution drops.
 	Losers []Alternative
 	Own    VersionVector
 	// FromVersion is, for OpRename, the version of From after the move

@@ -14,6 +14,22 @@ import (
 // A nil VersionVector is the empty version (nothing ever happened).
 type VersionVector map[PeerID]uint64
 
+// ResolveCounter is not a peer: it names the component of a version
+// vector that counts the resolutions of a path that changed what it holds
+// (`realize resolve --keep` of a version other than the one shown).
+// Such a resolution's vector is the merge of every version it saw plus
+// this counter one above theirs, the same whoever makes it: two people who
+// resolve the same state of a path at once make the same version, which
+// Decide settles by its ordinary rule instead of a new conflict. No
+// ed25519 public key is all 0xff bytes (it is not a point encoding).
+func ResolveCounter() PeerID {
+	var p PeerID
+	for i := range p {
+		p[i] = 0xff
+	}
+	return p
+}
+
 // Order is the causal relation between two versions.
 type Order int
 
@@ -102,7 +118,11 @@ func (a VersionVector) String() string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(p.Short())
+		if p == ResolveCounter() {
+			b.WriteString("resolve")
+		} else {
+			b.WriteString(p.Short())
+		}
 		b.WriteByte(':')
 		b.WriteString(uitoa(a[p]))
 	}

@@ -48,15 +48,42 @@ func (ap *Applier) Apply(ctx context.Context, e *realize.Entry) error {
 	switch e.Op {
 	case realize.OpRealize, realize.OpUnrealize:
 		return nil // who holds what: the listing's business, not the tree's
+	case realize.OpResolve:
+		return ap.applyResolve(ctx, e)
 	case realize.OpRename:
 		// The destination first: its bytes may come from the source.
 		dst := realize.Alternative{Origin: e.Origin, Meta: e.Meta, Version: e.Version}
-		if err := ap.place(ctx, e.Path, []realize.Alternative{dst}); err != nil {
+		if err := ap.place(ctx, e.Path, []realize.Alternative{dst}, nil); err != nil {
 			return err
 		}
-		return ap.place(ctx, e.From, []realize.Alternative{{Origin: e.Origin, Version: e.FromVersion}})
+		return ap.place(ctx, e.From, []realize.Alternative{{Origin: e.Origin, Version: e.FromVersion}}, nil)
 	}
-	return ap.place(ctx, e.Path, Incoming(e))
+	return ap.place(ctx, e.Path, Incoming(e), nil)
+}
+
+// applyResolve applies another peer's resolution: the versions it drops
+// leave the conflicts list (whether or not this peer takes the content it
+// kept: it may know a newer version already), then the content is placed
+// like any version. The bytes of the content kept are freed from the
+// kept-aside store only once placed: they may be the only local copy.
+func (ap *Applier) applyResolve(ctx context.Context, e *realize.Entry) error {
+	drop := Dropped(e)
+	if err := ap.Arena.Drop(e.Path, drop, e.Meta.Blob); err != nil {
+		return err
+	}
+	if err := ap.place(ctx, e.Path, Incoming(e), e); err != nil {
+		return err
+	}
+	return ap.Arena.FreeKept(e.Meta.Blob)
+}
+
+// Dropped returns the vector of the kept-aside versions a resolution
+// entry drops.
+func Dropped(e *realize.Entry) realize.VersionVector {
+	if e.Own != nil {
+		return e.Own
+	}
+	return e.Version
 }
 
 // ApplyVersions decides a path against versions known from elsewhere (a
@@ -67,7 +94,7 @@ func (ap *Applier) ApplyVersions(ctx context.Context, path realize.Path, version
 			return err
 		}
 	}
-	return ap.place(ctx, path, versions)
+	return ap.place(ctx, path, versions, nil)
 }
 
 // Incoming returns the versions of e.Path an entry carries: its own and,
@@ -90,11 +117,14 @@ func keepable(others []realize.Alternative, winner realize.Meta) []realize.Alter
 	return d.Losers()
 }
 
-func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []realize.Alternative) error {
+// place decides path against incoming and places the outcome. resolve is
+// the resolution entry incoming comes from, if it does: when its version
+// is the outcome, the entry recorded here is a resolution too.
+func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []realize.Alternative, resolve *realize.Entry) error {
 	var err error
 	for range maxAttempts {
 		err = ap.Arena.Place(ctx, path, func(local []realize.Alternative) (*real.Change, error) {
-			ch := ap.change(local, incoming)
+			ch := ap.change(local, incoming, resolve)
 			if ch != nil && ch.Fill != nil && !ap.keepReal(path, ch.Result.Meta.Blob) {
 				ch.Fill, ch.Unreal = nil, true
 			}
@@ -108,7 +138,7 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 }
 
 // change turns a decision into what Place does.
-func (ap *Applier) change(local, incoming []realize.Alternative) *real.Change {
+func (ap *Applier) change(local, incoming []realize.Alternative, resolve *realize.Entry) *real.Change {
 	d := Decide(local, incoming)
 	if !d.Changed {
 		return nil
@@ -120,6 +150,8 @@ func (ap *Applier) change(local, incoming []realize.Alternative) *real.Change {
 	ch := &real.Change{Op: opFor(shown, d.Result), Result: d.Result, Others: d.Others, Losers: d.Losers()}
 	if d.Conflict() {
 		ch.Own = d.Own
+	} else if resolve != nil && d.Result.Version.Compare(resolve.Version) == realize.Equal && d.Result.Origin == resolve.Origin && d.Result.Meta == resolve.Meta {
+		ch.Op, ch.Drop = realize.OpResolve, Dropped(resolve)
 	}
 	if shown.Meta.Kind != realize.KindNone && sameContent(shown.Meta, d.Result.Meta) && shown.Meta.MTime == d.Result.Meta.MTime {
 		ch.Keep = true

@@ -64,17 +64,24 @@ func Decide(local, incoming []realize.Alternative) Decision {
 }
 
 // maximal returns the versions no other one causally follows, one per
-// distinct version vector.
+// distinct version vector. Two different things under one vector are two
+// resolutions of the same state made at once (see
+// realize.ResolveCounter): the one beats ranks first stays.
 func maximal(all []realize.Alternative) []realize.Alternative {
 	var out []realize.Alternative
 	for i, a := range all {
 		keep := true
 		for j, b := range all {
+			if i == j {
+				continue
+			}
 			switch o := b.Version.Compare(a.Version); {
 			case o == realize.After:
 				keep = false
-			case o == realize.Equal && j < i:
-				keep = false // a duplicate of an earlier one
+			case o == realize.Equal && identical(a, b):
+				keep = j > i // a duplicate: the first one stays
+			case o == realize.Equal:
+				keep = !beats(b, a)
 			}
 			if !keep {
 				break
@@ -87,6 +94,12 @@ func maximal(all []realize.Alternative) []realize.Alternative {
 	return out
 }
 
+// identical tells whether two versions are the same in every field Decide
+// looks at but the vector.
+func identical(a, b realize.Alternative) bool {
+	return a.Origin == b.Origin && a.Meta == b.Meta
+}
+
 func sameVersions(a, b []realize.Alternative) bool {
 	if len(a) != len(b) {
 		return false
@@ -94,7 +107,7 @@ func sameVersions(a, b []realize.Alternative) bool {
 	for _, x := range a {
 		found := false
 		for _, y := range b {
-			if x.Version.Compare(y.Version) == realize.Equal {
+			if x.Version.Compare(y.Version) == realize.Equal && identical(x, y) {
 				found = true
 				break
 			}
@@ -121,8 +134,9 @@ func Winner(a, b realize.Alternative) (winner, loser realize.Alternative) {
 //     (the edit's bytes are never lost);
 //  2. the later modification time wins;
 //  3. then the larger origin peer id;
-//  4. then the larger content hash, then the kind (total, so that the
-//     rule is deterministic whatever the inputs).
+//  4. then the larger content hash, then the kind, the symlink target, the
+//     exec bit and the size (total, so that the rule is deterministic
+//     whatever the inputs).
 func beats(a, b realize.Alternative) bool {
 	aLive, bLive := a.Meta.Kind != realize.KindNone, b.Meta.Kind != realize.KindNone
 	if aLive != bLive {
@@ -137,7 +151,16 @@ func beats(a, b realize.Alternative) bool {
 	if c := bytes.Compare(a.Meta.Blob[:], b.Meta.Blob[:]); c != 0 {
 		return c > 0
 	}
-	return a.Meta.Kind > b.Meta.Kind
+	if a.Meta.Kind != b.Meta.Kind {
+		return a.Meta.Kind > b.Meta.Kind
+	}
+	if a.Meta.Target != b.Meta.Target {
+		return a.Meta.Target > b.Meta.Target
+	}
+	if a.Meta.Exec != b.Meta.Exec {
+		return a.Meta.Exec
+	}
+	return a.Meta.Size > b.Meta.Size
 }
 
 // sameContent tells whether two versions hold the same thing, in which

@@ -85,6 +85,11 @@ func TestDecideOrderIndependent(t *testing.T) {
 			}
 			p := peers[rng.IntN(3)]
 			v := base.With(p, uint64(100+k))
+			if len(versions) > 0 && rng.IntN(5) == 0 {
+				// A resolution keeping some content: its vector is a
+				// function of what it saw, so two of them collide.
+				v = resolutionOf(versions[:1+rng.IntN(len(versions))])
+			}
 			if rng.IntN(4) == 0 {
 				versions = append(versions, deleted(p, v))
 			} else {
@@ -111,6 +116,47 @@ func TestDecideOrderIndependent(t *testing.T) {
 				t.Fatalf("history %d: order %v gives %+v (%d others), first order %+v (%d others)", i, perm, last.Result, len(last.Others), ref.Result, len(ref.Others))
 			}
 		}
+	}
+}
+
+// resolutionOf is the vector of a resolution keeping another version
+// than the one shown, having seen versions.
+func resolutionOf(versions []realize.Alternative) realize.VersionVector {
+	var v realize.VersionVector
+	for _, a := range versions {
+		v = v.Merge(a.Version)
+	}
+	rc := realize.ResolveCounter()
+	return v.With(rc, v[rc]+1)
+}
+
+// TestDecideConcurrentResolutions: two resolutions of the same state
+// keeping different contents have one vector: whatever the order they
+// meet in, the same one stays and there is no conflict.
+func TestDecideConcurrentResolutions(t *testing.T) {
+	w, l1, l2 := file(pa, 1, 9, vv(pa, 1)), file(pb, 2, 7, vv(pb, 1)), file(pc, 3, 8, vv(pc, 1))
+	seen := []realize.Alternative{w, l1, l2}
+	r1, r2 := l1, l2
+	r1.Version, r2.Version = resolutionOf(seen), resolutionOf(seen)
+	want := r2 // the later mtime
+	for _, order := range [][2]realize.Alternative{{r1, r2}, {r2, r1}} {
+		local := Decide([]realize.Alternative{w, l1, l2}, one(order[0]))
+		if !local.Changed || local.Conflict() || local.Result.Meta != order[0].Meta {
+			t.Fatalf("first resolution: %+v", local)
+		}
+		d := Decide(one(local.Result), one(order[1]))
+		got := local.Result
+		if d.Changed {
+			got = d.Result
+		}
+		if d.Conflict() || got.Meta != want.Meta || got.Version.Compare(want.Version) != realize.Equal {
+			t.Errorf("order %v: %+v, want %+v and no conflict", order[0].Meta.Blob[0], d, want)
+		}
+	}
+	// A later edit on top of either one follows it.
+	edit := file(pa, 4, 1, r1.Version.With(pa, 7))
+	if d := Decide(one(r2), one(edit)); !d.Changed || d.Conflict() || d.Result.Meta != edit.Meta {
+		t.Errorf("edit after a resolution: %+v", d)
 	}
 }
 

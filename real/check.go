@@ -67,15 +67,20 @@ type state struct {
 func replay(tx *bolt.Tx, arena realize.ArenaName, log *history.Log, self realize.PeerID) (map[realize.Path]*state, error) {
 	want := map[realize.Path]*state{}
 	err := log.Scan(tx, arena, self, 0, func(e *realize.Entry, _ realize.Hash) error {
-		switch e.Op {
-		case realize.OpRemove, realize.OpRmdir:
+		switch {
+		case e.Op == realize.OpRemove || e.Op == realize.OpRmdir || e.Meta.Kind == realize.KindNone:
+			// A deletion that won a conflict, or that a resolution kept,
+			// removes the path too.
 			want[e.Path] = nil
 			return nil
-		case realize.OpRename:
+		case e.Op == realize.OpRename:
 			want[e.From] = nil
 		}
 		m := state{Meta: e.Meta, Unreal: e.Unreal}
-		if prev := want[e.Path]; prev != nil && *prev == m && e.Op != realize.OpRename {
+		// A conflict the local version won, and a resolution keeping what
+		// the path shows, record the same state again on purpose.
+		again := e.Op == realize.OpRename || e.Op == realize.OpConflict || e.Op == realize.OpResolve
+		if prev := want[e.Path]; prev != nil && *prev == m && !again {
 			return fmt.Errorf("%s: the same state recorded twice (entry %d)", e.Path, e.Seq)
 		}
 		want[e.Path] = &m

@@ -38,6 +38,15 @@ type Change struct {
 	// Unreal records a file without its bytes: listed here, held by
 	// other peers. Only where nothing is on disk at the path.
 	Unreal bool
+	// Drop, for Op OpResolve, is the vector of the kept-aside versions the
+	// resolution drops: recorded in the entry (its Own) and applied to the
+	// conflicts list in the same transaction; their bytes kept here are
+	// then freed.
+	Drop realize.VersionVector
+	// Stamp makes the change a new local version (a copy a resolution
+	// places): the log gives it this peer's next sequence number, on top
+	// of Result.Version, instead of recording a version decided elsewhere.
+	Stamp bool
 }
 
 // Decider looks at the local state of a path (its frontier: usually one
@@ -96,6 +105,9 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		local, ch = now, next
 	}
 	if ch.Keep {
+		if local == nil {
+			return a.placeErr(path, realize.NotExist, errors.New("nothing recorded at the path to keep"))
+		}
 		if err := a.unchanged(path, local); err != nil {
 			return err
 		}
@@ -502,18 +514,24 @@ func (a *Arena) OpenBlob(blob realize.Hash) (*os.File, error) {
 	return nil, &realize.Error{Op: "open blob", Kind: realize.NotExist, Arena: a.name, Err: fmt.Errorf("no local copy of %s", blob.Short())}
 }
 
+// KeptAside tells whether the bytes of blob are kept aside (a conflict
+// loser's) in the real directory root of an arena.
+func KeptAside(root string, blob realize.Hash) bool {
+	_, err := os.Lstat(filepath.Join(root, ConflictDir, blob.String()))
+	return err == nil
+}
+
 // ConflictBytes returns where the bytes of a conflict loser are kept on
 // this peer, if they are.
 func (a *Arena) ConflictBytes(blob realize.Hash) (string, bool) {
-	p := filepath.Join(a.root, ConflictDir, blob.String())
-	_, err := os.Lstat(p)
-	return p, err == nil
+	return filepath.Join(a.root, ConflictDir, blob.String()), KeptAside(a.root, blob)
 }
 
 // commitPlaced records a placed change: index record, history entry and
-// conflict records, in one transaction.
+// conflict records, in one transaction. The caller holds scanMu.
 func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) error {
-	return a.db.Update(func(tx *bolt.Tx) error {
+	var freed []realize.Hash
+	err := a.db.Update(func(tx *bolt.Tx) error {
 		ix, err := OpenIndex(tx, a.name)
 		if err != nil {
 			return err
@@ -525,19 +543,15 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 				return err
 			}
 		}
-		unreal := ch.Unreal && ch.Result.Meta.Kind == realize.KindFile
-		rec := &Record{Meta: ch.Result.Meta, Stat: st, Version: ch.Result.Version, Origin: ch.Result.Origin,
-			Deleted: ch.Result.Meta.Kind == realize.KindNone, Own: ch.Own, Others: ch.Others, Unreal: unreal}
-		e := &realize.Entry{Op: ch.Op, Path: path, Meta: ch.Result.Meta, Version: ch.Result.Version,
-			Origin: ch.Result.Origin, Unreal: unreal}
-		if len(ch.Others) > 0 && ch.Op != realize.OpRealize && ch.Op != realize.OpUnrealize {
-			e.Op, e.Own, e.Losers = realize.OpConflict, ch.Own, ch.Others
-		}
-		if e.Origin.IsZero() {
+		rec, e := placedRecord(path, ch, st)
+		if e.Origin.IsZero() && !ch.Stamp {
 			e.Origin = a.self // never let Append re-stamp a decided version
 		}
 		if err := a.log.Append(tx, a.name, []*realize.Entry{e}); err != nil {
 			return err
+		}
+		if ch.Stamp {
+			rec.Version, rec.Origin = e.Version, e.Origin
 		}
 		if err := ix.Put(path, rec); err != nil {
 			return err
@@ -545,8 +559,36 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 		if err := ix.PutConflicts(path, ch.Losers); err != nil {
 			return err
 		}
+		if e.Op == realize.OpResolve && ch.Drop != nil {
+			if freed, err = ix.Drop(path, ch.Drop); err != nil {
+				return err
+			}
+			// The bytes now at the path may have been kept aside too.
+			freed = append(freed, ch.Result.Meta.Blob)
+		}
 		return ix.Flush()
 	})
+	if err != nil {
+		return err
+	}
+	return a.freeKept(freed)
+}
+
+// placedRecord returns the index record and the history entry of a
+// placed change.
+func placedRecord(path realize.Path, ch *Change, st Stat) (*Record, *realize.Entry) {
+	unreal := ch.Unreal && ch.Result.Meta.Kind == realize.KindFile
+	rec := &Record{Meta: ch.Result.Meta, Stat: st, Version: ch.Result.Version, Origin: ch.Result.Origin,
+		Deleted: ch.Result.Meta.Kind == realize.KindNone, Own: ch.Own, Others: ch.Others, Unreal: unreal}
+	e := &realize.Entry{Op: ch.Op, Path: path, Meta: ch.Result.Meta, Version: ch.Result.Version,
+		Origin: ch.Result.Origin, Unreal: unreal}
+	switch {
+	case len(ch.Others) > 0 && ch.Op != realize.OpRealize && ch.Op != realize.OpUnrealize:
+		e.Op, e.Own, e.Losers = realize.OpConflict, ch.Own, ch.Others
+	case ch.Op == realize.OpResolve:
+		e.Own = ch.Drop
+	}
+	return rec, e
 }
 
 func (a *Arena) placeErr(path realize.Path, kind realize.ErrKind, err error) error {

@@ -279,6 +279,19 @@ func (a *Arena) Conflicts(dir realize.Path) ([]Conflict, error) {
 	return out, err
 }
 
+// ConflictsAt lists the versions kept aside for exactly path.
+func (a *Arena) ConflictsAt(path realize.Path) ([]Conflict, error) {
+	var out []Conflict
+	err := a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err == nil {
+			out, err = ix.ConflictsAt(path)
+		}
+		return err
+	})
+	return out, err
+}
+
 // Abs returns the OS path of path in the real directory, having checked
 // that no directory above it is a symlink (which could lead out of the
 // arena). The last element itself is not followed by callers (Lstat,

@@ -13,9 +13,11 @@ func conflictsCommand(e *env) *cli.Command {
 		Name:  "conflicts",
 		Usage: "list versions kept aside after concurrent edits",
 		Description: "When two peers change a path concurrently, every peer keeps the same winner at\n" +
-			"the path and keeps the other versions aside until someone resolves them. This\n" +
-			"lists them: arena, path, who made the version, size, hash, and whether its bytes\n" +
-			"are on this peer. Works without a running daemon.",
+			"the path and keeps the other versions aside until someone resolves them (realize\n" +
+			"resolve, or deleting them under conflicts/ in the mount). This lists each contested\n" +
+			"path with its versions: the one at the path (*) first, each with the name\n" +
+			"`realize resolve --keep` takes (peer-hash), who made it, its time and size, and\n" +
+			"whether its bytes are on this peer. Works without a running daemon.",
 		Flags: []cli.Flag{&cli.StringFlag{Name: "arena", Usage: "only this `ARENA`"}},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := noArgs(cmd); err != nil {
@@ -51,24 +53,39 @@ func conflictsCommand(e *env) *cli.Command {
 	}
 }
 
+// printConflicts shows each contested path, then its versions: the one
+// at the path (marked *) and those kept aside, with the name
+// `realize resolve --keep` takes.
 func printConflicts(p *printer, recs []control.ConflictRecord) {
 	if len(recs) == 0 {
 		p.Printf("no conflicts\n")
 		return
 	}
-	for _, r := range recs {
+	for i, r := range recs {
+		if i == 0 || recs[i-1].Arena != r.Arena || recs[i-1].Path != r.Path {
+			p.Printf("%s:%s\n", r.Arena, r.Path.Quote())
+		}
+		mark, where := " ", "elsewhere"
+		switch {
+		case r.Current && r.Local:
+			mark, where = "*", "at the path, here"
+		case r.Current:
+			mark, where = "*", "at the path"
+		case r.Local:
+			where = "kept here"
+		}
 		who := r.OriginName
 		if who == "" {
 			who = r.Origin.Short()
 		}
 		what := r.Kind
-		if r.Hash != nil {
-			what = humanBytes(*r.Size) + "  " + r.Hash.Short()
+		if r.Size != nil {
+			what = humanBytes(*r.Size)
 		}
-		where := "elsewhere"
-		if r.Local {
-			where = "kept here"
+		when := "-"
+		if !r.MTime.IsZero() {
+			when = r.MTime.Local().Format("2006-01-02 15:04:05")
 		}
-		p.Printf("%s:%s  by %s  %s  %s  (%s)\n", r.Arena, r.Path.Quote(), who, r.MTime.Local().Format("2006-01-02 15:04:05"), what, where)
+		p.Printf("  %s %-21s  %-10s  %s  %9s  %s\n", mark, r.Version, who, when, what, where)
 	}
 }

@@ -65,6 +65,7 @@ func newApp(e *env) *cli.Command {
 			statusCommand(e),
 			logCommand(e),
 			conflictsCommand(e),
+			resolveCommand(e),
 			pinCommand(e),
 			unpinCommand(e),
 			mountCommand(e),

@@ -21,7 +21,8 @@ import (
 // fakeDaemon answers status on a config's control socket with a canned
 // report (the real daemon's report is tested in internal/daemon).
 type fakeDaemon struct {
-	calls atomic.Int64
+	calls    atomic.Int64
+	resolved chan control.ResolveRequest // Resolve sends what it was asked here
 }
 
 var errFake = errors.New("not in this fake")
@@ -56,7 +57,22 @@ func (f *fakeDaemon) Verify(context.Context, control.LogQuery) (*control.VerifyR
 	return nil, errFake
 }
 func (f *fakeDaemon) Conflicts(context.Context, realize.ArenaName) ([]control.ConflictRecord, error) {
-	return nil, errFake
+	size := int64(2048)
+	when := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	return []control.ConflictRecord{
+		{Arena: "home", Path: "doc.txt", Version: "aaaaaaaa-111111111111", Current: true, OriginName: "alpha", Kind: "file", Size: &size, MTime: when, Local: true},
+		{Arena: "home", Path: "doc.txt", Version: "bbbbbbbb-222222222222", OriginName: "bravo", Kind: "file", Size: &size, MTime: when},
+	}, nil
+}
+func (f *fakeDaemon) Resolve(_ context.Context, req control.ResolveRequest) (*control.ResolveReport, error) {
+	if f.resolved != nil {
+		f.resolved <- req
+	}
+	if req.Keep == "nope" {
+		return nil, &realize.Error{Op: "resolve", Kind: realize.NotExist, Arena: "home", Path: "doc.txt", Err: errors.New(`no version "nope"`)}
+	}
+	return &control.ResolveReport{Arena: "home", Path: "doc.txt", Kept: control.ConflictRecord{Version: "aaaaaaaa-111111111111", OriginName: "alpha", Kind: "file"},
+		Dropped: []control.ConflictRecord{{Version: "bbbbbbbb-222222222222", OriginName: "bravo", Kind: "file"}}}, nil
 }
 func (f *fakeDaemon) Pin(context.Context, control.PathRequest, func(*control.PinEvent) error) error {
 	return errFake

@@ -15,7 +15,8 @@ import (
 
 // APIVersion is sent by the client and checked by the server so a CLI and a
 // daemon of different versions fail with a clear message, not a decode error.
-const APIVersion = 1
+// 2: conflicts lists each contested path's current version too; resolve.
+const APIVersion = 2
 
 // Backend is what the daemon offers to the CLI.
 type Backend interface {
@@ -25,9 +26,11 @@ type Backend interface {
 	Log(ctx context.Context, q LogQuery, emit func(*LogRecord) error) error
 	// Verify checks the hash chains and signed heads of the logs matching q.
 	Verify(ctx context.Context, q LogQuery) (*VerifyReport, error)
-	// Conflicts lists the versions kept aside after conflicts, in one
-	// arena or (empty name) all.
+	// Conflicts lists the contested paths of one arena or (empty name)
+	// all: for each, the version it shows and the versions kept aside.
 	Conflicts(ctx context.Context, arena realize.ArenaName) ([]ConflictRecord, error)
+	// Resolve records a resolution of the conflict at one path.
+	Resolve(ctx context.Context, req ResolveRequest) (*ResolveReport, error)
 	// Pin marks paths to be kept real and makes every file below them
 	// real, calling progress as it goes (the last event has Done set).
 	Pin(ctx context.Context, req PathRequest, progress func(*PinEvent) error) error
@@ -38,12 +41,16 @@ type Backend interface {
 	PathStatus(ctx context.Context, path string) (*PathStatus, error)
 }
 
-// ConflictRecord is one version of a path that lost a conflict and is kept
-// until someone resolves it. With --json it is printed as is.
+// ConflictRecord is one version of a contested path: the one the path
+// shows (Current), or one that lost a conflict and is kept until someone
+// resolves it. With --json the list is printed as is, each path's current
+// version first.
 type ConflictRecord struct {
 	Arena      realize.ArenaName `json:"arena"`
 	Path       realize.Path      `json:"path"`
-	Origin     realize.PeerID    `json:"origin"` // who made this version
+	Version    string            `json:"version"` // what names it for `realize resolve --keep`
+	Current    bool              `json:"current"` // the version at the path
+	Origin     realize.PeerID    `json:"origin"`  // who made this version
 	OriginName string            `json:"origin_name,omitempty"`
 	Kind       string            `json:"kind"`
 	Hash       *realize.Hash     `json:"hash,omitempty"`
@@ -51,6 +58,24 @@ type ConflictRecord struct {
 	MTime      time.Time         `json:"mtime,omitzero"`
 	Target     string            `json:"target,omitempty"`
 	Local      bool              `json:"local"` // its bytes are kept on this peer
+}
+
+// ResolveRequest asks for a resolution of the conflict at Path
+// (ARENA:PATH): keep what the path shows, or the version Keep names, or
+// keep every version aside as a copy beside the path (Copies).
+type ResolveRequest struct {
+	Path   string `json:"path"`
+	Keep   string `json:"keep,omitempty"`
+	Copies bool   `json:"copies,omitempty"`
+}
+
+// ResolveReport says what a resolution did.
+type ResolveReport struct {
+	Arena   realize.ArenaName `json:"arena"`
+	Path    realize.Path      `json:"path"`
+	Kept    ConflictRecord    `json:"kept"`    // what the path holds now
+	Dropped []ConflictRecord  `json:"dropped"` // the versions no longer kept aside
+	Copies  []realize.Path    `json:"copies,omitempty"`
 }
 
 // LogQuery selects history entries. Zero values select everything.

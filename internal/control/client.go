@@ -104,6 +104,15 @@ func (c *Client) Conflicts(ctx context.Context, arena realize.ArenaName) ([]Conf
 	return recs, nil
 }
 
+// Resolve implements Backend.
+func (c *Client) Resolve(ctx context.Context, req ResolveRequest) (*ResolveReport, error) {
+	var rep ResolveReport
+	if err := c.call(ctx, http.MethodPost, pathResolv, req, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
 // Log streams the entries matching q to emit, oldest first. An error from
 // emit stops the stream and is returned.
 func (c *Client) Log(ctx context.Context, q LogQuery, emit func(*LogRecord) error) error {

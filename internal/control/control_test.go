@@ -67,6 +67,14 @@ func (f *fakeBackend) Conflicts(ctx context.Context, arena realize.ArenaName) ([
 	return []ConflictRecord{{Arena: "docs", Path: "a.txt", Kind: "file", Hash: &realize.Hash{1}, Size: &size, Local: true}}, nil
 }
 
+func (f *fakeBackend) Resolve(ctx context.Context, req ResolveRequest) (*ResolveReport, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &ResolveReport{Arena: "docs", Path: realize.Path(strings.TrimPrefix(req.Path, "docs:")),
+		Kept: ConflictRecord{Version: req.Keep, Current: true}, Dropped: []ConflictRecord{{Version: "x"}}}, nil
+}
+
 func (f *fakeBackend) Pin(ctx context.Context, req PathRequest, progress func(*PinEvent) error) error {
 	if f.err != nil {
 		return f.err
@@ -230,6 +238,10 @@ func TestStatusAndErrors(t *testing.T) {
 	cs, err := c.Conflicts(t.Context(), "docs")
 	if err != nil || len(cs) != 1 || cs[0].Path != "a.txt" || *cs[0].Size != 3 || !cs[0].Local {
 		t.Errorf("conflicts: %+v, %v", cs, err)
+	}
+	rr, err := c.Resolve(t.Context(), ResolveRequest{Path: "docs:a.txt", Keep: "1a2b"})
+	if err != nil || rr.Path != "a.txt" || rr.Kept.Version != "1a2b" || len(rr.Dropped) != 1 {
+		t.Errorf("resolve: %+v, %v", rr, err)
 	}
 	peer := realize.PeerID{1, 2, 3}
 	b.err = &realize.Error{Op: "verify log", Kind: realize.Busy, Arena: "docs", Path: "a/b", Peer: peer, Err: errors.New("locked")}

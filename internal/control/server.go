@@ -34,6 +34,7 @@ func NewServer(b Backend, logger *slog.Logger) *Server {
 	mux.HandleFunc("POST "+pathLog, s.log)
 	mux.HandleFunc("POST "+pathVerify, s.verify)
 	mux.HandleFunc("POST "+pathConfl, s.conflicts)
+	mux.HandleFunc("POST "+pathResolv, s.resolve)
 	mux.HandleFunc("POST "+pathPin, s.pin)
 	mux.HandleFunc("POST "+pathUnpin, s.unpin)
 	mux.HandleFunc("POST "+pathPathStatus, s.pathStatus)
@@ -147,6 +148,20 @@ func (s *Server) conflicts(w http.ResponseWriter, r *http.Request) {
 		recs = []ConflictRecord{}
 	}
 	s.reply(w, recs)
+}
+
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
+	var req ResolveRequest
+	if err := readJSON(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rep, err := s.backend.Resolve(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, rep)
 }
 
 // log streams records as NDJSON.

@@ -19,6 +19,7 @@ const (
 	pathLog    = "/v1/log"
 	pathVerify = "/v1/verify"
 	pathConfl  = "/v1/conflicts"
+	pathResolv = "/v1/resolve"
 	pathPin    = "/v1/pin"
 	pathUnpin  = "/v1/unpin"
 	// pathPathStatus is status of one path (POST: the path is in the body).

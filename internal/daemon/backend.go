@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -290,46 +288,6 @@ func (b *backend) Verify(ctx context.Context, q control.LogQuery) (*control.Veri
 }
 
 func realizeTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
-
-// Conflicts lists the conflict losers kept in one arena or all.
-func (b *backend) Conflicts(ctx context.Context, arena realize.ArenaName) ([]control.ConflictRecord, error) {
-	out := []control.ConflictRecord{}
-	for _, ac := range b.config().Arenas {
-		if arena != "" && ac.Name != arena {
-			continue
-		}
-		var cs []real.Conflict
-		err := b.db.View(func(tx *bolt.Tx) error {
-			ix, err := real.OpenIndex(tx, ac.Name)
-			if err == nil {
-				cs, err = ix.Conflicts("")
-			}
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cs {
-			out = append(out, b.conflictRecord(ac, c))
-		}
-	}
-	return out, nil
-}
-
-func (b *backend) conflictRecord(ac config.Arena, c real.Conflict) control.ConflictRecord {
-	r := control.ConflictRecord{Arena: ac.Name, Path: c.Path, Origin: c.Origin, OriginName: b.peerName(c.Origin),
-		Kind: c.Meta.Kind.String(), Target: c.Meta.Target}
-	if c.Meta.MTime != 0 {
-		r.MTime = realizeTime(c.Meta.MTime)
-	}
-	if c.Meta.Kind == realize.KindFile {
-		blob, size := c.Meta.Blob, c.Meta.Size
-		r.Hash, r.Size = &blob, &size
-		_, err := os.Lstat(filepath.Join(ac.Dir, real.ConflictDir, blob.String()))
-		r.Local = err == nil
-	}
-	return r
-}
 
 // errOffline answers what only a running daemon can do.
 func errOffline(op string) error {

@@ -418,7 +418,7 @@ func conflictName(c real.Conflict) string {
 			break
 		}
 	}
-	return c.Origin.Short() + "-" + c.Meta.Blob.Short() + ext
+	return real.VersionName(c.Alternative) + ext
 }
 
 // OpenConflict implements nfs.Arena: the bytes kept here, else fetched.
@@ -434,10 +434,4 @@ func (s *shareArena) OpenConflict(ctx context.Context, c nfs.ConflictVersion) (n
 		return &realFile{File: f, size: c.Meta.Size}, nil
 	}
 	return openCached(s.cache, s.a.Name(), c.Meta), nil
-}
-
-// RemoveConflict implements nfs.Arena. Resolving conflicts is not done
-// yet (realize resolve comes with conflict resolution).
-func (s *shareArena) RemoveConflict(ctx context.Context, c nfs.ConflictVersion) error {
-	return s.err("resolve", c.Path, realize.Unsupported, errors.New("resolving conflicts is not implemented yet"))
 }

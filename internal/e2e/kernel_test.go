@@ -66,8 +66,8 @@ const kernelFetchSlack = 16 << 20
 // TestKernelNFS is the kernel acceptance of the NFS view (SPEC §4.7, §6):
 // two daemons; A holds the files real, B none (its arena is unpinned). A
 // real Linux kernel mounts B's export (and A's) and reads, writes and sees
-// a conflict through it; see test/kernel/scripts/acceptance.sh for the
-// guest's side. Here: B fetched only about what the kernel read, and the
+// a conflict through it, which it resolves by deleting the version kept
+// aside; see test/kernel/scripts/acceptance.sh for the guest's side. Here: B fetched only about what the kernel read, and the
 // kernel's write became real on A (and on B).
 func TestKernelNFS(t *testing.T) {
 	requireKernel(t)
@@ -157,6 +157,12 @@ func TestKernelNFS(t *testing.T) {
 		if got < read || got > read+kernelFetchSlack {
 			t.Errorf("b fetched %d bytes while the kernel read %d (allowed: up to %d more)", got, read, kernelFetchSlack)
 		}
+	}
+
+	// The kernel deleted the version of clash.txt kept aside: the
+	// conflict is resolved on both peers.
+	for _, p := range []*peer{a.peer, b.peer} {
+		p.waitFor("clash.txt resolved on "+p.name, 30*time.Second, func() bool { return len(p.conflicts()) == 0 })
 	}
 
 	// The kernel's write is real on B, where it was made, and reaches A.

@@ -210,3 +210,9 @@ func (s *source) ReadBlocks(ctx context.Context, id realize.PeerID, _ realize.Ar
 	}
 	return p.Arena.ReadBlocks(ctx, blob, first, n, fn)
 }
+
+// Resolve resolves the conflict at path on this peer, as `realize
+// resolve` does through the daemon.
+func (p *Peer) Resolve(ctx context.Context, path realize.Path, r consensus.Resolution) (*consensus.Resolved, error) {
+	return p.repl.Applier.Resolve(ctx, path, r)
+}

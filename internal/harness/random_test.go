@@ -8,6 +8,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/consensus"
 )
 
 // TestRandomizedConvergence: seeded, bounded runs of random creates,
@@ -22,12 +25,28 @@ func TestRandomizedConvergence(t *testing.T) {
 		seeds = 3
 	}
 	for seed := 1; seed <= seeds; seed++ {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { randomRun(t, uint64(seed)) })
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { randomRun(t, uint64(seed), false) })
 	}
 }
 
-// randomRun runs one seed; it returns the household for inspection.
-func randomRun(t *testing.T, seed uint64) (h *Household) {
+// TestRandomizedResolutions: the same runs, with people resolving
+// conflicts at random meanwhile (keeping what is shown, another version,
+// every version as copies, or dropping one), on several sides of a
+// partition at once. Convergence must hold as before, and the only
+// versions allowed to go are those a resolution dropped or replaced.
+func TestRandomizedResolutions(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := 1; seed <= seeds; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { randomRun(t, uint64(100+seed), true) })
+	}
+}
+
+// randomRun runs one seed, with random resolutions if resolves; it
+// returns the household for inspection.
+func randomRun(t *testing.T, seed uint64, resolves bool) (h *Household) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	n := 3 + rng.IntN(2)
 	h = New(t, n)
@@ -37,12 +56,17 @@ func randomRun(t *testing.T, seed uint64) (h *Household) {
 		}
 	}
 	converge(t, h)
+	gone := map[string]bool{} // "path blob": versions resolutions let go
 	for epoch := 0; epoch < 4; epoch++ {
 		base, _ := TreeOf(h.Peers[0])
 		sides := randomSides(rng, n)
 		h.Partition(sides...)
 		for step := 0; step < 3; step++ {
 			for k := 0; k < 6; k++ {
+				if resolves && rng.IntN(4) == 0 {
+					randomResolve(t, rng, h.Peers[rng.IntN(n)], gone)
+					continue
+				}
 				randomOp(t, rng, h.Peers[rng.IntN(n)], epoch, step, k)
 			}
 			if err := h.Converge(t.Context(), 30); err != nil {
@@ -59,9 +83,35 @@ func randomRun(t *testing.T, seed uint64) (h *Household) {
 			t.Error(err)
 			return h
 		}
-		checkNoLoss(t, h, made)
+		checkNoLoss(t, h, made, gone)
+	}
+	if resolves {
+		clearAll(t, h)
 	}
 	return h
+}
+
+// clearAll resolves every conflict left on the first peer, keeping what
+// is shown, and checks that every peer then
+// lists nothing and keeps no loser bytes.
+func clearAll(t *testing.T, h *Household) {
+	t.Helper()
+	p := h.Peers[0]
+	cs, err := p.Arena.Conflicts("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := map[string]bool{}
+	for _, c := range cs {
+		if !done[string(c.Path)] {
+			done[string(c.Path)] = true
+			if _, err := p.Resolve(t.Context(), c.Path, consensus.Resolution{}); err != nil {
+				t.Fatalf("resolve %s: %v", c.Path, err)
+			}
+		}
+	}
+	converge(t, h)
+	settled(t, h)
 }
 
 // randomSides splits peers 0..n-1 into one to three groups.
@@ -122,9 +172,9 @@ func newVersions(t *testing.T, h *Household, sides [][]int, base Tree) []version
 }
 
 // checkNoLoss: every side's new version is at its path or a recorded
-// conflict loser (with the same content), and all peers list the same
-// conflicts.
-func checkNoLoss(t *testing.T, h *Household, made []version) {
+// conflict loser (with the same content), unless a resolution let it go
+// (gone), and all peers list the same conflicts.
+func checkNoLoss(t *testing.T, h *Household, made []version, gone map[string]bool) {
 	t.Helper()
 	final, _ := TreeOf(h.Peers[0])
 	conflicts, _ := Conflicts(h.Peers[0])
@@ -141,7 +191,7 @@ func checkNoLoss(t *testing.T, h *Household, made []version) {
 	var lost []string
 	for _, v := range made {
 		blob := strings.Fields(v.desc)[1]
-		if sameFile(final[v.path], v.desc) || kept[v.path+" "+blob] {
+		if sameFile(final[v.path], v.desc) || kept[v.path+" "+blob] || gone[v.path+" "+blob] {
 			continue
 		}
 		lost = append(lost, fmt.Sprintf("%s (%s) -> now %q", v.path, v.desc, final[v.path]))
@@ -156,4 +206,50 @@ func checkNoLoss(t *testing.T, h *Household, made []version) {
 // and edit legitimately merge into one version).
 func sameFile(a, b string) bool {
 	return strings.Fields(a + " ?")[0:2][1] == strings.Fields(b + " ?")[0:2][1]
+}
+
+// randomResolve resolves a random conflict p lists, in a random way, and
+// notes in gone the versions the resolution let go. Resolutions that
+// cannot be made now (the bytes of the version kept are on another side,
+// an older version would go too) are skipped.
+func randomResolve(t *testing.T, rng *rand.Rand, p *Peer, gone map[string]bool) {
+	t.Helper()
+	if err := p.Arena.ScanAll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := p.Arena.Conflicts("")
+	if err != nil || len(cs) == 0 {
+		return
+	}
+	c := cs[rng.IntN(len(cs))]
+	listed, _ := p.Arena.ConflictsAt(c.Path)
+	var r consensus.Resolution
+	switch rng.IntN(4) {
+	case 0: // keep what is shown
+	case 1:
+		r.Keep = &listed[rng.IntN(len(listed))].Alternative
+	case 2:
+		r.Drop = []realize.Alternative{listed[rng.IntN(len(listed))].Alternative}
+	default:
+		r.Copies = true
+	}
+	tree, _ := TreeOf(p)
+	res, err := p.Resolve(t.Context(), c.Path, r)
+	switch realize.KindOf(err) {
+	case realize.Other:
+		if err != nil {
+			t.Fatalf("resolve %s on peer %d: %v", c.Path, p.Index, err)
+		}
+	case realize.Unavailable, realize.Busy:
+		return
+	default:
+		t.Fatalf("resolve %s on peer %d: %v", c.Path, p.Index, err)
+	}
+	t.Logf("resolved %s on peer %d: %+v kept %s dropped %d copies %d", c.Path, p.Index, r.Keep != nil, res.Kept.Meta.Blob.Short(), len(res.Dropped), len(res.Copies))
+	for _, d := range res.Dropped {
+		gone[string(c.Path)+" "+d.Meta.Blob.Short()] = true
+	}
+	if shown := strings.Fields(tree[string(c.Path)] + " ?"); r.Keep != nil && shown[0] == "file" {
+		gone[string(c.Path)+" "+shown[1]] = true // replaced by the version kept
+	}
 }

@@ -10,7 +10,8 @@
 #   * reads a whole 100 MiB file, and 4 MiB from the middle of another one
 #     with O_DIRECT (the host then checks B fetched about that much);
 #   * writes a file (the host then checks it is real on A);
-#   * finds the conflict's losing version under /mnt/conflicts/ARENA/clash.txt/;
+#   * finds the conflict's losing version under /mnt/conflicts/ARENA/clash.txt/,
+#     and deletes it (a resolution);
 #   * stacks overlayfs on the all-files view (what `realize mount` does on
 #     Linux), and checks a copy-up leaves the view below unchanged.
 # Variables (from the host):
@@ -81,6 +82,11 @@ done
 kt_check "one conflict version kept for clash.txt (found $n)" [ "$n" = 1 ]
 kt_check "clash.txt and its conflict version are the two concurrent versions" \
 	[ "$winner $loser" = "$CLASH_A_SHA256 $CLASH_B_SHA256" -o "$winner $loser" = "$CLASH_B_SHA256 $CLASH_A_SHA256" ]
+# Deleting the version kept aside resolves the conflict, keeping clash.txt
+# as it is (the host then checks the conflict is gone on both peers).
+kt_step sh -c "rm '$cdir'/*"
+kt_wait_until 40 0.5 sh -c "! ls '$cdir' >/dev/null 2>&1"
+kt_assert_sha256 "$b/clash.txt" "$winner"
 
 # overlayfs on the all-files view, upper layer on tmpfs: a copy-up changes
 # the merged file only.
