@@ -3,7 +3,6 @@ package real
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -34,6 +33,11 @@ type ArenaOptions struct {
 	Exclude  []string      // absolute directories never indexed (the data directory)
 	Logger   *slog.Logger
 	Clock    realize.Clock
+	// DeleteGuard returns the share of the arena's files (percent) one
+	// batch may delete without approval, 0 for no limit (see guard.go).
+	// It is asked at each decision, so a config reload applies at once.
+	// Nil: DefaultDeleteGuard.
+	DeleteGuard func() float64
 }
 
 // Arena keeps the index of one real directory up to date.
@@ -57,6 +61,9 @@ type Arena struct {
 
 	ignore *Ignorer // safe for concurrent use
 
+	guardShare func() float64
+	guard      guardState
+
 	status arenaStatus
 	maps   mapCache // block maps of blobs being served
 }
@@ -73,7 +80,7 @@ func NewArena(opt ArenaOptions) (*Arena, error) {
 	a := &Arena{
 		name: opt.Name, root: filepath.Clean(opt.Root), db: opt.DB, log: opt.Log, self: opt.Self,
 		hasher: opt.Hasher, workers: opt.Workers, rescan: opt.Rescan, debounce: opt.Debounce,
-		logger: opt.Logger, clock: opt.Clock,
+		logger: opt.Logger, clock: opt.Clock, guardShare: opt.DeleteGuard,
 	}
 	if a.hasher == nil {
 		a.hasher = NewHasher()
@@ -104,6 +111,9 @@ func NewArena(opt ArenaOptions) (*Arena, error) {
 	if a.ignore, err = NewIgnorer(a.root, a.logger); err != nil {
 		a.logger.Warn("ignore file unreadable", "err", err)
 		a.ignore, _ = NewIgnorer(os.DevNull, a.logger)
+	}
+	if err := a.loadHold(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -195,7 +205,10 @@ func (a *Arena) logScanErr(err error) {
 }
 
 func (a *Arena) handleBatch(ctx context.Context, b Batch) error {
-	if b.Overflow {
+	// While deletions are held, what is held is kept exact by full scans
+	// (a missing file coming back shows only by comparing everything);
+	// the state is rare, and a no-change scan is cheap.
+	if b.Overflow || a.holding() {
 		return a.ScanAll(ctx)
 	}
 	for _, f := range b.Files {
@@ -221,6 +234,10 @@ func (a *Arena) reloadIgnore(ctx context.Context, dir realize.Path) error {
 func (a *Arena) ScanAll(ctx context.Context) error {
 	a.scanMu.Lock()
 	defer a.scanMu.Unlock()
+	return a.scanAllLocked(ctx)
+}
+
+func (a *Arena) scanAllLocked(ctx context.Context) error {
 	a.status.scanning.Store(true)
 	defer a.status.scanning.Store(false)
 	a.status.resetSkipped()
@@ -230,11 +247,8 @@ func (a *Arena) ScanAll(ctx context.Context) error {
 		a.logger.Warn("ignore file unreadable", "err", err)
 	}
 	start := a.clock.Now()
-	p := &plan{}
+	p := &plan{full: true}
 	if err := a.diffDir(ctx, "", true, p); err != nil {
-		return err
-	}
-	if err := a.guardEmptyRoot(p); err != nil {
 		return err
 	}
 	err := a.record(ctx, p)
@@ -243,24 +257,6 @@ func (a *Arena) ScanAll(ctx context.Context) error {
 		a.logger.Debug("scan done", "took", a.clock.Now().Sub(start), "hashed", len(p.hash))
 	}
 	return err
-}
-
-// guardEmptyRoot refuses to record the deletion of everything when the real
-// directory turns up empty: that is far more often an unmounted disk or a
-// missing network share than a person's intent. Small arenas are exempt: a
-// person emptying a directory of a few files is common, and the general
-// guard against mass deletion (held for approval) is a later layer.
-func (a *Arena) guardEmptyRoot(p *plan) error {
-	const minGuarded = 10
-	if len(p.removed)+len(p.rmdirs) < minGuarded {
-		return nil
-	}
-	ents, err := os.ReadDir(a.root)
-	if err != nil || len(ents) > 0 {
-		return err
-	}
-	return &realize.Error{Op: "scan", Kind: realize.Invalid, Arena: a.name, Path: a.root,
-		Err: fmt.Errorf("the arena directory is empty but %d entries are indexed; not recording their deletion (unmounted disk?)", len(p.removed)+len(p.rmdirs))}
 }
 
 // ScanPaths compares some directories (not their known subdirectories) and

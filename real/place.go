@@ -396,7 +396,8 @@ func (a *Arena) unchanged(path realize.Path, local *Record) error {
 	info, err := os.Lstat(a.abs(path))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if !live(local) || local.IsUnreal() {
+		// A held deletion (guard.go) is known: nothing there to keep.
+		if !live(local) || local.IsUnreal() || a.heldDeletion(path) {
 			return nil
 		}
 	case err != nil:
@@ -443,6 +444,9 @@ func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) err
 			return nil // these bytes are kept already
 		}
 		if err := os.Rename(a.abs(path), dst); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && a.heldDeletion(path) {
+				return nil // deleted here, the deletion held: no bytes to keep
+			}
 			return a.placeErr(path, realize.IO, err)
 		}
 		return syncDir(dir)

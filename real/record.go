@@ -37,6 +37,9 @@ func (a *Arena) record(ctx context.Context, p *plan) error {
 		return err
 	}
 	p.matchRenames()
+	if err := a.guardPlan(p); err != nil {
+		return err
+	}
 	p.sort()
 	if err := a.commit(a.structural(p)); err != nil {
 		return err

@@ -46,6 +46,9 @@ type plan struct {
 	queued  map[realize.Path]bool
 	// overlay holds the overlayfs marks found (see overlay.go).
 	overlay overlayPlan
+	// full: the plan compares the whole arena (ScanAll), so its
+	// deletions are every deletion there is.
+	full bool
 }
 
 // visit reports whether dir is diffed for the first time in this plan.
