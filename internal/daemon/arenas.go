@@ -7,6 +7,7 @@ import (
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/history"
 	"github.com/realizefs/realize/household"
+	"github.com/realizefs/realize/internal/config"
 	"github.com/realizefs/realize/real"
 )
 
@@ -35,6 +36,7 @@ func startArenas(ctx context.Context, d *Daemon) (*arenas, error) {
 			Hasher: hasher, Workers: d.cfg.Scan.HashWorkers,
 			Rescan: d.cfg.Scan.Rescan, Debounce: d.cfg.Scan.Debounce,
 			Exclude: []string{d.cfg.Data}, Logger: d.log, Clock: d.clock,
+			DeleteGuard: d.deleteGuard(ac.Name),
 		})
 		if err != nil {
 			d.log.Error("arena not started", "arena", string(ac.Name), "err", err)
@@ -79,3 +81,14 @@ func (as *arenas) stop(ctx context.Context) error {
 }
 
 var _ realize.Signer = (*household.Identity)(nil)
+
+// deleteGuard returns an arena's delete_guard as the config in force says
+// (it applies live).
+func (d *Daemon) deleteGuard(name realize.ArenaName) func() float64 {
+	return func() float64 {
+		if ac, ok := d.config().Arena(name); ok {
+			return ac.DeleteGuard
+		}
+		return config.DefaultDeleteGuard
+	}
+}
