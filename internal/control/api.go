@@ -36,6 +36,8 @@ type Backend interface {
 	Unpin(ctx context.Context, req PathRequest) (*UnpinReport, error)
 	// PathStatus reports on one path.
 	PathStatus(ctx context.Context, path string) (*PathStatus, error)
+	// Approve records deletions held by the delete guard.
+	Approve(ctx context.Context, req ApproveRequest) (*ApproveReport, error)
 }
 
 // ConflictRecord is one version of a path that lost a conflict and is kept
@@ -165,6 +167,8 @@ type ArenaStatus struct {
 	Watching     bool              `json:"watching"`          // fsnotify active (else rescans only)
 	Skipped      []SkippedPath     `json:"skipped,omitempty"` // paths that could not be indexed
 	Error        string            `json:"error,omitempty"`   // why the arena is not being indexed
+	// Held are deletions waiting for `realize approve`; absent when none.
+	Held *HeldDeletions `json:"held,omitempty"`
 	// Bytes fetched from peers since the daemon started, and bytes found
 	// already present (resumed transfers, local copies of blocks).
 	ReceivedBytes  int64 `json:"received_bytes"`

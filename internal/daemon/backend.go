@@ -108,6 +108,11 @@ func (b *backend) arenaStatus(ac config.Arena) (control.ArenaStatus, error) {
 		out.Files, out.Dirs, out.Symlinks, out.Bytes, out.UnrealFiles = c.Files, c.Dirs, c.Symlinks, c.Bytes, c.Unreal
 		head, err := b.log.Head(tx, ac.Name, b.self)
 		out.HistorySeq = head.Seq
+		if err != nil {
+			return err
+		}
+		hold, err := real.ReadHold(tx, ac.Name)
+		out.Held = heldStatus(hold, ac)
 		return err
 	})
 	if err != nil || live == nil {
