@@ -67,6 +67,7 @@ func newApp(e *env) *cli.Command {
 			conflictsCommand(e),
 			pinCommand(e),
 			unpinCommand(e),
+			approveCommand(e),
 			mountCommand(e),
 			umountCommand(e),
 			serviceCommand(e),
