@@ -68,7 +68,13 @@ type Hold struct {
 // SinceTime returns when the hold began.
 func (h *Hold) SinceTime() time.Time { return time.Unix(0, h.Since) }
 
-var keyHold = []byte("hold")
+var (
+	keyHold = []byte("hold")
+	// bucketHeldUnreal holds unreal files removed through the mount while
+	// the arena holds: path key -> the record's version (CBOR). Nothing on
+	// disk says they are gone, so this is their evidence.
+	bucketHeldUnreal = []byte("h")
+)
 
 // ReadHold returns an arena's hold, or nil when it holds nothing.
 func ReadHold(tx *bolt.Tx, arena realize.ArenaName) (*Hold, error) {
@@ -97,6 +103,9 @@ func writeHold(tx *bolt.Tx, arena realize.ArenaName, h *Hold) error {
 		return err
 	}
 	if h == nil {
+		if err := ix.ab.DeleteBucket(bucketHeldUnreal); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
 		return ix.ab.Delete(keyHold)
 	}
 	raw, err := cbor.Marshal(h)
@@ -122,6 +131,10 @@ type guardState struct {
 	// recorded counts what the approving scan recorded.
 	recordedFiles, recordedDirs int64
 	recent                      []recentDeletes
+	// unreal are unreal files removed through the mount while holding,
+	// with the version removed (bucketHeldUnreal). A later version of the
+	// path (an edit elsewhere) is not removed: an edit wins.
+	unreal map[realize.Path]realize.VersionVector
 }
 
 type recentDeletes struct {
@@ -133,9 +146,105 @@ type recentDeletes struct {
 func (a *Arena) loadHold() error {
 	return a.db.View(func(tx *bolt.Tx) error {
 		h, err := ReadHold(tx, a.name)
+		if err != nil || h == nil {
+			return err
+		}
 		a.guard.hold = h
-		return err
+		b := tx.Bucket(bucketIndex).Bucket([]byte(a.name)).Bucket(bucketHeldUnreal)
+		if b == nil {
+			return nil
+		}
+		a.guard.unreal = map[realize.Path]realize.VersionVector{}
+		return b.ForEach(func(k, v []byte) error {
+			var vv realize.VersionVector
+			if err := cbor.Unmarshal(v, &vv); err != nil {
+				return &realize.Error{Op: "read hold", Kind: realize.Corrupt, Arena: a.name, Path: string(KeyPath(k)), Err: err}
+			}
+			a.guard.unreal[KeyPath(k)] = vv
+			return nil
+		})
 	})
+}
+
+// unrealGone tells whether the unreal file at path was removed through the
+// mount, the removal held: for the scanner, it is gone.
+func (a *Arena) unrealGone(path realize.Path, rec *Record) bool {
+	a.guard.mu.Lock()
+	defer a.guard.mu.Unlock()
+	v, ok := a.guard.unreal[path]
+	return ok && v.Compare(rec.Version) == realize.Equal
+}
+
+// guardUnrealRemoval decides on the removal of an unreal file through the
+// mount, which no scan sees: it counts like a scan's deletion. held
+// reports that it was held instead of to be recorded.
+func (a *Arena) guardUnrealRemoval(path realize.Path, rec *Record) (held bool, err error) {
+	g := &a.guard
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := a.clock.Now()
+	if g.hold == nil {
+		reason, pct, err := a.trips(&plan{}, 1, 0, now)
+		if err != nil || reason == "" {
+			g.note(now, 1)
+			return false, err
+		}
+		g.hold = &Hold{Since: now.UnixNano(), Reason: reason, Percent: pct}
+		g.held, g.scanned = nil, false
+		a.logger.Warn("deletions held for approval: not recorded nor sent to other peers; release with `realize approve`",
+			"path", string(path), "percent", pct, "reason", reason)
+	}
+	if g.held == nil {
+		g.held = map[realize.Path]realize.Kind{}
+	}
+	if g.unreal == nil {
+		g.unreal = map[realize.Path]realize.VersionVector{}
+	}
+	g.held[path] = realize.KindFile
+	g.unreal[path] = rec.Version
+	raw, err := cbor.Marshal(rec.Version)
+	if err != nil {
+		return false, err
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err != nil {
+			return err
+		}
+		b, err := ix.ab.CreateBucketIfNotExists(bucketHeldUnreal)
+		if err != nil {
+			return err
+		}
+		return b.Put(PathKey(path), raw)
+	})
+	if err != nil {
+		return false, err
+	}
+	return true, a.updateHold(false)
+}
+
+// pruneUnreal forgets held removals of unreal files that a full scan no
+// longer holds (recorded, edited elsewhere, a file put there). Called
+// with g.mu held, inside tx.
+func (a *Arena) pruneUnreal(tx *bolt.Tx) error {
+	g := &a.guard
+	ix, err := OpenIndex(tx, a.name)
+	if err != nil {
+		return err
+	}
+	ab := ix.ab
+	for p := range g.unreal {
+		if _, ok := g.held[p]; ok {
+			continue
+		}
+		delete(g.unreal, p)
+		if b := ab.Bucket(bucketHeldUnreal); b != nil {
+			if err := b.Delete(PathKey(p)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Hold returns the arena's hold, or nil.
@@ -155,6 +264,10 @@ func (a *Arena) holding() bool {
 	defer a.guard.mu.Unlock()
 	return a.guard.hold != nil
 }
+
+// HeldDeletion tells whether path's deletion is held: it is gone here
+// though its record is live. The mount shows it gone.
+func (a *Arena) HeldDeletion(path realize.Path) bool { return a.heldDeletion(path) }
 
 // heldDeletion tells whether path's deletion is held: it is missing here
 // though its record is live, and that is known, not a change to record.
@@ -329,17 +442,32 @@ func (a *Arena) updateHold(full bool) error {
 		if g.approved == nil {
 			a.logger.Info("held deletions gone: the files are back; nothing was recorded")
 		}
-		g.hold, g.held = nil, nil
+		g.hold, g.held, g.unreal = nil, nil, nil
 		return a.db.Update(func(tx *bolt.Tx) error { return writeHold(tx, a.name, nil) })
 	}
 	if c, err := a.Counts(); err == nil && c.Files+c.Symlinks > 0 {
 		next.Percent = float64(next.Files) * 100 / float64(c.Files+c.Symlinks)
 	}
-	if g.scanned && sameHold(&next, g.hold) {
+	stale := 0
+	if full {
+		for p := range g.unreal {
+			if _, ok := g.held[p]; !ok {
+				stale++
+			}
+		}
+	}
+	if g.scanned && stale == 0 && sameHold(&next, g.hold) {
 		return nil
 	}
 	g.hold = &next
-	return a.db.Update(func(tx *bolt.Tx) error { return writeHold(tx, a.name, &next) })
+	return a.db.Update(func(tx *bolt.Tx) error {
+		if full {
+			if err := a.pruneUnreal(tx); err != nil {
+				return err
+			}
+		}
+		return writeHold(tx, a.name, &next)
+	})
 }
 
 func sameHold(a, b *Hold) bool {

@@ -316,3 +316,79 @@ func TestDeleteGuardStatusOffline(t *testing.T) {
 		t.Fatalf("stored hold = %+v, %v", h, err)
 	}
 }
+
+// unrealize makes the files d/f<from..to> unreal (their bytes moved away,
+// as unpin does).
+func (g *guardFixture) unrealize(dir string, from, to int) {
+	g.t.Helper()
+	cache := g.t.TempDir()
+	for i := from; i < to; i++ {
+		p := realize.Path(fmt.Sprintf("%s/f%03d", dir, i))
+		err := g.arena.Unrealize(g.t.Context(), p, func(*real.Record) error { return nil },
+			func(abs string, rec *real.Record, _ realize.BlockMap) error {
+				return os.Rename(abs, filepath.Join(cache, rec.Meta.Blob.String()))
+			})
+		if err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	g.newEntries()
+}
+
+// TestDeleteGuardUnrealRemovals: unreal files removed through the mount
+// one by one (rm -rf over NFS) count toward the share within the window;
+// once it is crossed the rest are held — gone from the mount's point of
+// view, kept in the index and across a restart — until approved.
+func TestDeleteGuardUnrealRemovals(t *testing.T) {
+	g := newGuardFixture(t, 50)
+	g.files("d", 20)
+	g.unrealize("d", 0, 15)
+	for i := range 14 {
+		if err := g.arena.RemoveUnreal(t.Context(), realize.Path(fmt.Sprintf("d/f%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.removals(); n != 10 { // the 11th of 20 crosses 50%
+		t.Fatalf("%d removals recorded, want 10", n)
+	}
+	h := g.arena.Hold()
+	if h == nil || h.Files != 4 || !g.arena.HeldDeletion("d/f013") || g.arena.HeldDeletion("d/f014") {
+		t.Fatalf("hold = %+v", h)
+	}
+	if r := g.record("d/f013"); !r.IsUnreal() {
+		t.Fatalf("held removal changed the record: %+v", r)
+	}
+	if has, _ := g.arena.HasUnrealUnder("d/f010"); has {
+		t.Fatal("a held removal still counts as an unreal file under its path")
+	}
+	g.scan()
+	g.expect()
+	g.reopen()
+	g.scan()
+	g.expect()
+	if h := g.arena.Hold(); h == nil || h.Files != 4 || !g.arena.HeldDeletion("d/f010") {
+		t.Fatalf("after restart: hold = %+v", h)
+	}
+	// A file written where a held removal is: an edit, no longer held.
+	g.write("d/f013", "written again")
+	g.scan()
+	g.expect("replace d/f013")
+	if h := g.arena.Hold(); h == nil || h.Files != 3 || g.arena.HeldDeletion("d/f013") {
+		t.Fatalf("after rewriting one: hold = %+v", h)
+	}
+	files, _, err := g.arena.Approve(t.Context())
+	if err != nil || files != 3 {
+		t.Fatalf("approve = %d, %v", files, err)
+	}
+	g.expect("remove d/f012", "remove d/f011", "remove d/f010")
+	if h := g.arena.Hold(); h != nil || g.arena.HeldDeletion("d/f010") {
+		t.Fatalf("after approve: hold = %+v", h)
+	}
+	g.reopen() // nothing of the hold is left behind
+	g.scan()
+	g.expect()
+	if h := g.arena.Hold(); h != nil {
+		t.Fatalf("after approve and restart: hold = %+v", h)
+	}
+	checkConsistent(t, g.fixture)
+}

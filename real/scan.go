@@ -149,8 +149,9 @@ func (a *Arena) diffDir(ctx context.Context, dir realize.Path, recursive bool, p
 	for name, rec := range known {
 		child := dir.Join(name)
 		// An unreal file has no bytes on disk by design: its absence is
-		// not a deletion — unless an opaque overlay directory hides it.
-		if !seen[name] && live(rec) && (!rec.IsUnreal() || opaque) && !a.ignored(child, rec.Meta.Kind == realize.KindDir) {
+		// not a deletion — unless an opaque overlay directory hides it,
+		// or it was removed through the mount and the removal is held.
+		if !seen[name] && live(rec) && (!rec.IsUnreal() || opaque || a.unrealGone(child, rec)) && !a.ignored(child, rec.Meta.Kind == realize.KindDir) {
 			if err := a.removeTree(child, rec, p); err != nil {
 				return err
 			}
