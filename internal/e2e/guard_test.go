@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,64 @@ func TestMassDeletionHeld(t *testing.T) {
 	if removes != 18 {
 		t.Errorf("a's own log has %d removals, want 18", removes)
 	}
+	a.stop()
+	b.stop()
+}
+
+// TestMassDeletionThroughNFS: unreal files removed one by one through B's
+// NFS export count toward the guard within a minute: the removals that
+// stay within the share (10 of 20) are recorded and reach A, the rest are
+// held — gone from B's mount, kept on A — until B approves.
+func TestMassDeletionThroughNFS(t *testing.T) {
+	a := newNamedPeer(t, "alpha", freeAddr(t))
+	nfsAddr := freeTCPAddr(t)
+	b := newPeerWith(t, "bravo", freeAddr(t), nfsAddr, false)
+	introduce(a, b)
+	introduce(b, a)
+	os.Mkdir(filepath.Join(a.arena, "d"), 0o755)
+	for i := range 20 {
+		os.WriteFile(filepath.Join(a.arena, "d", fmt.Sprintf("f%02d", i)), []byte(fmt.Sprint("file ", i)), 0o644)
+	}
+	a.start()
+	b.start()
+	b.waitFor("b lists the 20 files", 20*time.Second, func() bool {
+		s := b.status()
+		return len(s.Arenas) == 1 && s.Arenas[0].Files == 20
+	})
+	tg := nfsMount(t, nfsAddr, "/")
+	for i := range 18 {
+		if err := tg.Remove(fmt.Sprintf("/home/d/f%02d", i)); err != nil {
+			t.Fatalf("nfs remove f%02d: %v", i, err)
+		}
+	}
+	if h := b.held().Arenas[0].Held; h == nil || h.Files != 8 {
+		t.Fatalf("held on b = %+v, want the 8 removals past 50%%", h)
+	}
+	ents, err := tg.ReadDirPlus("/home/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if n := e.Name(); n != "." && n != ".." {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if strings.Join(names, ",") != "f18,f19" {
+		t.Fatalf("b's mount lists %v, want the held removals gone", names)
+	}
+	// A change made after the removals reaches A: A has seen what B
+	// recorded, and lost only the 10 recorded removals.
+	nfsWrite(t, tg, "/home/after.txt", []byte("after"))
+	waitFile(t, a, "after.txt", []byte("after"), 20*time.Second)
+	if n := countFiles(t, filepath.Join(a.arena, "d")); n != 10 {
+		t.Fatalf("a has %d files in d, want 10 (8 removals held on b)", n)
+	}
+	if out := b.mustRun("approve"); !strings.Contains(out, "recorded 8 deletions") {
+		t.Fatalf("approve: %q", out)
+	}
+	a.waitFor("the approved removals on a", 20*time.Second, func() bool { return countFiles(t, filepath.Join(a.arena, "d")) == 2 })
 	a.stop()
 	b.stop()
 }
