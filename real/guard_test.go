@@ -2,6 +2,7 @@ package real_test
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -389,6 +390,58 @@ func TestDeleteGuardUnrealRemovals(t *testing.T) {
 	g.expect()
 	if h := g.arena.Hold(); h != nil {
 		t.Fatalf("after approve and restart: hold = %+v", h)
+	}
+	checkConsistent(t, g.fixture)
+}
+
+// TestDeleteGuardReject: refusing a held `rm -rf` puts directories and
+// symlinks back on disk and turns the deleted real files unreal (their
+// bytes are on other peers); a file no other peer holds stays held.
+func TestDeleteGuardReject(t *testing.T) {
+	g := newGuardFixture(t, 50)
+	g.write("keep", "k")
+	os.MkdirAll(filepath.Join(g.root, "d", "sub"), 0o755)
+	os.Symlink("f001", filepath.Join(g.root, "d", "link"))
+	g.files("d", 18)
+	if err := os.RemoveAll(filepath.Join(g.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	g.scan()
+	g.expect()
+	if h := g.arena.Hold(); h == nil || h.Files != 19 || h.Dirs != 2 {
+		t.Fatalf("hold = %+v", h)
+	}
+	restored, kept, err := g.arena.Reject(t.Context(), func(r *real.Record) error {
+		if r.Meta.Blob == g.record("d/f000").Meta.Blob {
+			return errors.New("last copy")
+		}
+		return nil
+	})
+	if err != nil || restored != 20 || len(kept) != 1 || kept[0].Path != "d/f000" {
+		t.Fatalf("reject = %d restored, kept %+v, %v", restored, kept, err)
+	}
+	got := g.newEntries()
+	if len(got) != 17 || got[0] != "unrealize d/f001" {
+		t.Fatalf("entries after reject: %q", got)
+	}
+	if r := g.record("d/f005"); !r.IsUnreal() {
+		t.Fatalf("d/f005 after reject: %+v", r)
+	}
+	if target, err := os.Readlink(filepath.Join(g.root, "d", "link")); err != nil || target != "f001" {
+		t.Fatalf("symlink not put back: %q %v", target, err)
+	}
+	if fi, err := os.Stat(filepath.Join(g.root, "d", "sub")); err != nil || !fi.IsDir() {
+		t.Fatalf("directory not put back: %v", err)
+	}
+	if h := g.arena.Hold(); h == nil || h.Files != 1 || h.Dirs != 0 {
+		t.Fatalf("hold after reject = %+v, want the one file with no other copy", h)
+	}
+	if _, _, err := g.arena.Approve(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	g.expect("remove d/f000")
+	if _, _, err := g.arena.Reject(t.Context(), nil); realize.KindOf(err) != realize.NotExist {
+		t.Fatalf("reject with nothing held: %v", err)
 	}
 	checkConsistent(t, g.fixture)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -21,9 +22,16 @@ func approveCommand(e *env) *cli.Command {
 			"directory is found empty (an unmounted disk?), the deletions are held: not\n" +
 			"recorded, not sent to other peers, which keep their copies. `realize status`\n" +
 			"shows them. This records them, in ARENA or in every arena that holds some.\n" +
-			"Deletions found after status last showed the hold stay held. To undo the\n" +
-			"deletions instead, put the files back (remount the disk, restore them): the\n" +
-			"hold ends by itself. Exits 1 if nothing is held.",
+			"Deletions found after status last showed the hold stay held.\n\n" +
+			"--reject undoes the deletions instead: directories and symlinks are made again,\n" +
+			"deleted files come back as unreal files (listed in the mount, fetched on read;\n" +
+			"realize pin brings them to disk) when another peer holds them; the others stay\n" +
+			"held and are named (exit 1). After an unmounted disk, do not reject: mount the\n" +
+			"disk again, and the hold ends by itself, as it does whenever the files are put\n" +
+			"back. Exits 1 if nothing is held.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "reject", Usage: "undo the held deletions: bring the files back from the other peers"},
+		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() > 1 {
 				return usagef("approve: want at most one ARENA, got %d arguments", cmd.Args().Len())
@@ -32,7 +40,7 @@ func approveCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			var req control.ApproveRequest
+			req := control.ApproveRequest{Reject: cmd.Bool("reject")}
 			if a := cmd.Args().First(); a != "" {
 				if req.Arena, err = realize.ParseArenaName(a); err != nil {
 					return usagef("approve: %q is not an arena name", a)
@@ -51,16 +59,46 @@ func approveCommand(e *env) *cli.Command {
 			}
 			p := newPrinter(cmd, e)
 			if p.json {
-				return p.JSON(rep)
+				if err := p.JSON(rep); err != nil {
+					return err
+				}
+			} else {
+				printApproved(p, rep, req.Reject)
 			}
-			printApproved(p, rep)
-			return nil
+			return keptError(rep)
 		},
 	}
 }
 
-func printApproved(p *printer, rep *control.ApproveReport) {
+// keptError fails a rejection that left deletions held.
+func keptError(rep *control.ApproveReport) error {
 	for _, a := range rep.Approved {
+		if len(a.Kept) > 0 {
+			k := a.Kept[0]
+			return &realize.Error{Op: "reject", Kind: realize.Conflict, Arena: a.Arena,
+				Err: fmt.Errorf("%s still held (%s: %s)", count(int64(len(a.Kept)), "deletion"), k.Path.Quote(), k.Reason)}
+		}
+	}
+	return nil
+}
+
+// keptShown bounds the paths a rejection lists as still held.
+const keptShown = 10
+
+func printApproved(p *printer, rep *control.ApproveReport, reject bool) {
+	for _, a := range rep.Approved {
+		if reject {
+			p.Printf("%s: put back %s, not deleted anywhere; files whose bytes are elsewhere are unreal here\n"+
+				"  (read them through the mount, or fetch them with realize pin)\n", a.Arena, count(a.Restored, "path"))
+			for i, k := range a.Kept {
+				if i == keptShown {
+					p.Printf("  … and %d more\n", len(a.Kept)-keptShown)
+					break
+				}
+				p.Printf("  still held: %s: %s\n", k.Path.Quote(), k.Reason)
+			}
+			continue
+		}
 		p.Printf("%s: recorded %s (%s, %s); the other peers delete them too\n",
 			a.Arena, count(a.Files+a.Dirs, "deletion"), count(a.Files, "file"), count(a.Dirs, "directory"))
 		if a.StillHeld > 0 {
@@ -95,7 +133,8 @@ func printHeld(p *printer, a *control.ArenaStatus, now time.Time) {
 		p.Printf("           %s%s\n", s.Quote(), more)
 	}
 	p.Printf("           to delete them everywhere: realize approve %s\n", a.Name)
-	p.Printf("           to undo: put the files back (remount, restore); the hold then ends by itself\n")
+	p.Printf("           to undo: put the files back (remount a disk) and the hold ends by itself,\n")
+	p.Printf("                    or bring them back from other peers: realize approve --reject %s\n", a.Name)
 }
 
 // count says "1 file", "2 files", "1 directory", "3 directories".

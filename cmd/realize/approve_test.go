@@ -41,6 +41,10 @@ func (h *holdingDaemon) Status(ctx context.Context) (*control.StatusReport, erro
 
 func (h *holdingDaemon) Approve(_ context.Context, req control.ApproveRequest) (*control.ApproveReport, error) {
 	h.approved = append(h.approved, req.Arena)
+	if req.Reject {
+		return &control.ApproveReport{Approved: []control.ApprovedArena{{Arena: "home", Restored: 18, StillHeld: 1,
+			Kept: []control.PathFailure{{Arena: "home", Path: "d/only", Reason: "no other peer holds this version"}}}}}, nil
+	}
 	return &control.ApproveReport{Approved: []control.ApprovedArena{{Arena: "home", Files: 18, Dirs: 1, StillHeld: 2}}}, nil
 }
 
@@ -130,5 +134,21 @@ func TestStatusShowsHeld(t *testing.T) {
 		if !strings.Contains(out, k) {
 			t.Errorf("status --json lacks %s: %s", k, out)
 		}
+	}
+}
+
+func TestApproveReject(t *testing.T) {
+	_, cfg := initPeer(t)
+	serveBackend(t, cfg, &holdingDaemon{})
+	out, errs, code := runCLI(t, nil, "--config", cfg, "approve", "--reject", "home")
+	want := "home: put back 18 paths, not deleted anywhere; files whose bytes are elsewhere are unreal here\n" +
+		"  (read them through the mount, or fetch them with realize pin)\n" +
+		"  still held: d/only: no other peer holds this version\n"
+	if code != exitFailure || out != want || !strings.Contains(errs, `reject home: 1 deletion still held (d/only: no other peer`) {
+		t.Fatalf("exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errs, out, want)
+	}
+	out, _, code = runCLI(t, nil, "--config", cfg, "--json", "approve", "--reject")
+	if code != exitFailure || !strings.Contains(out, `"restored":18`) || !strings.Contains(out, `"kept":[{"arena":"home","path":"d/only"`) {
+		t.Fatalf("--json: exit %d, %q", code, out)
 	}
 }

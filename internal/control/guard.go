@@ -26,9 +26,11 @@ type HeldDeletions struct {
 }
 
 // ApproveRequest asks to record held deletions: of one arena, or (empty
-// Arena) of every arena that holds some.
+// Arena) of every arena that holds some. With Reject, the deletions are
+// undone instead: the files are put back from the household.
 type ApproveRequest struct {
-	Arena realize.ArenaName `json:"arena,omitempty"`
+	Arena  realize.ArenaName `json:"arena,omitempty"`
+	Reject bool              `json:"reject,omitempty"`
 }
 
 // ApproveReport is the outcome of `realize approve`.
@@ -44,4 +46,8 @@ type ApprovedArena struct {
 	// StillHeld counts deletions found after the hold was last shown:
 	// they were not approved and stay held.
 	StillHeld int64 `json:"still_held"`
+	// With Reject: paths put back (files as unreal: their bytes are on
+	// other peers), and held files that could not be (no other copy).
+	Restored int64         `json:"restored,omitempty"`
+	Kept     []PathFailure `json:"kept,omitempty"`
 }

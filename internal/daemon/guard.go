@@ -17,17 +17,17 @@ func (b *backend) Approve(ctx context.Context, req control.ApproveRequest) (*con
 	if b.d == nil || b.d.arenas == nil {
 		return nil, errOffline("approve")
 	}
-	return b.d.approve(ctx, req.Arena)
+	return b.d.approve(ctx, req.Arena, req.Reject)
 }
 
-func (d *Daemon) approve(ctx context.Context, name realize.ArenaName) (*control.ApproveReport, error) {
+func (d *Daemon) approve(ctx context.Context, name realize.ArenaName, reject bool) (*control.ApproveReport, error) {
 	rep := &control.ApproveReport{Approved: []control.ApprovedArena{}}
 	if name != "" {
 		a, err := d.runningArena(name)
 		if err != nil {
 			return nil, err
 		}
-		ok, err := approveOne(ctx, a)
+		ok, err := d.approveOne(ctx, a, reject)
 		if err != nil {
 			return nil, err
 		}
@@ -38,7 +38,7 @@ func (d *Daemon) approve(ctx context.Context, name realize.ArenaName) (*control.
 		if a.Hold() == nil {
 			continue
 		}
-		ok, err := approveOne(ctx, a)
+		ok, err := d.approveOne(ctx, a, reject)
 		if realize.KindOf(err) == realize.NotExist {
 			continue // the files came back meanwhile
 		}
@@ -48,7 +48,11 @@ func (d *Daemon) approve(ctx context.Context, name realize.ArenaName) (*control.
 		rep.Approved = append(rep.Approved, ok)
 	}
 	if len(rep.Approved) == 0 {
-		return nil, &realize.Error{Op: "approve", Kind: realize.NotExist, Err: errors.New("no deletions are held in any arena")}
+		op := "approve"
+		if reject {
+			op = "reject"
+		}
+		return nil, &realize.Error{Op: op, Kind: realize.NotExist, Err: errors.New("no deletions are held in any arena")}
 	}
 	return rep, nil
 }
@@ -69,9 +73,21 @@ func (d *Daemon) runningArena(name realize.ArenaName) (*real.Arena, error) {
 	return nil, &realize.Error{Op: "approve", Kind: realize.Unavailable, Arena: name, Err: err}
 }
 
-func approveOne(ctx context.Context, a *real.Arena) (control.ApprovedArena, error) {
-	files, dirs, err := a.Approve(ctx)
-	out := control.ApprovedArena{Arena: a.Name(), Files: files, Dirs: dirs}
+// approveOne records an arena's held deletions, or with reject puts the
+// files back (real files as unreal where another peer holds them: the
+// same rule as unpin).
+func (d *Daemon) approveOne(ctx context.Context, a *real.Arena, reject bool) (control.ApprovedArena, error) {
+	out := control.ApprovedArena{Arena: a.Name()}
+	var err error
+	if reject {
+		var kept []real.Kept
+		out.Restored, kept, err = a.Reject(ctx, d.allowUnreal)
+		for _, k := range kept {
+			out.Kept = append(out.Kept, control.PathFailure{Arena: a.Name(), Path: k.Path, Reason: k.Reason})
+		}
+	} else {
+		out.Files, out.Dirs, err = a.Approve(ctx)
+	}
 	if h := a.Hold(); h != nil {
 		out.StillHeld = h.Files + h.Dirs
 	}
