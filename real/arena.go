@@ -38,6 +38,9 @@ type ArenaOptions struct {
 	// It is asked at each decision, so a config reload applies at once.
 	// Nil: DefaultDeleteGuard.
 	DeleteGuard func() float64
+	// Settle is how long deletions wait for more before they are judged
+	// together (guard_settle.go); 0 judges each scan's deletions at once.
+	Settle time.Duration
 }
 
 // Arena keeps the index of one real directory up to date.
@@ -62,6 +65,7 @@ type Arena struct {
 	ignore *Ignorer // safe for concurrent use
 
 	guardShare func() float64
+	settle     time.Duration
 	guard      guardState
 
 	status arenaStatus
@@ -80,7 +84,7 @@ func NewArena(opt ArenaOptions) (*Arena, error) {
 	a := &Arena{
 		name: opt.Name, root: filepath.Clean(opt.Root), db: opt.DB, log: opt.Log, self: opt.Self,
 		hasher: opt.Hasher, workers: opt.Workers, rescan: opt.Rescan, debounce: opt.Debounce,
-		logger: opt.Logger, clock: opt.Clock, guardShare: opt.DeleteGuard,
+		logger: opt.Logger, clock: opt.Clock, guardShare: opt.DeleteGuard, settle: opt.Settle,
 	}
 	if a.hasher == nil {
 		a.hasher = NewHasher()
@@ -176,6 +180,8 @@ func (a *Arena) Run(ctx context.Context) error {
 	defer rescan.Stop()
 	// Files that changed while being hashed are tried again soon: a large
 	// file still being written should be indexed as soon as it settles.
+	// Deletions waiting to settle, and rescans while deletions are held,
+	// are looked at on the same tick (guard_settle.go, guard.go).
 	retry := time.NewTicker(250 * time.Millisecond)
 	defer retry.Stop()
 	for {
@@ -194,6 +200,12 @@ func (a *Arena) Run(ctx context.Context) error {
 			if files := a.status.takeRetries(); len(files) > 0 {
 				a.logScanErr(a.ScanPaths(ctx, nil, files))
 			}
+			if a.settleDue(a.clock.Now()) {
+				a.logScanErr(a.Settle(ctx))
+			}
+			if a.holdRescanDue(a.clock.Now()) {
+				a.logScanErr(a.ScanAll(ctx))
+			}
 		}
 	}
 }
@@ -205,11 +217,16 @@ func (a *Arena) logScanErr(err error) {
 }
 
 func (a *Arena) handleBatch(ctx context.Context, b Batch) error {
-	// While deletions are held, what is held is kept exact by full scans
-	// (a missing file coming back shows only by comparing everything);
-	// the state is rare, and a no-change scan is cheap.
-	if b.Overflow || a.holding() {
+	if b.Overflow {
 		return a.ScanAll(ctx)
+	}
+	// While deletions are held, what is held is kept exact by full scans
+	// (a missing file coming back shows only by comparing everything),
+	// at most every holdRescan: the state is rare, and a no-change scan
+	// is cheap, but a mass deletion still running sends a batch a second.
+	if a.holding() {
+		a.guard.rescan.Store(true)
+		return nil
 	}
 	for _, f := range b.Files {
 		if f.Base() == IgnoreFile {
@@ -252,6 +269,7 @@ func (a *Arena) scanAllLocked(ctx context.Context) error {
 		return err
 	}
 	err := a.record(ctx, p)
+	a.guard.lastFull.Store(a.clock.Now().UnixNano())
 	if err == nil {
 		a.status.lastScan.Store(a.clock.Now().UnixNano())
 		a.logger.Debug("scan done", "took", a.clock.Now().Sub(start), "hashed", len(p.hash))

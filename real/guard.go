@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -46,6 +47,9 @@ const (
 	guardWindow = time.Minute
 	// holdSample is how many held paths status names.
 	holdSample = 10
+	// holdRescan: while holding, changes are looked at by full scans at
+	// most this often.
+	holdRescan = 2 * time.Second
 )
 
 // Hold reasons.
@@ -131,10 +135,19 @@ type guardState struct {
 	// recorded counts what the approving scan recorded.
 	recordedFiles, recordedDirs int64
 	recent                      []recentDeletes
-	// unreal are unreal files removed through the mount while holding,
-	// with the version removed (bucketHeldUnreal). A later version of the
-	// path (an edit elsewhere) is not removed: an edit wins.
+	// unreal are unreal files removed through the mount and not recorded
+	// yet (settling or held), with the version removed (bucketHeldUnreal).
+	// A later version of the path (an edit elsewhere) is not removed: an
+	// edit wins.
 	unreal map[realize.Path]realize.VersionVector
+	// pending are deletions settling (guard_settle.go), found between
+	// pendingFirst and pendingLast.
+	pending                   map[realize.Path]realize.Kind
+	pendingFirst, pendingLast time.Time
+	// rescan: something changed while holding; lastFull: when the last
+	// full scan ended (holdRescanDue).
+	rescan   atomic.Bool
+	lastFull atomic.Int64
 }
 
 type recentDeletes struct {
@@ -146,11 +159,16 @@ type recentDeletes struct {
 func (a *Arena) loadHold() error {
 	return a.db.View(func(tx *bolt.Tx) error {
 		h, err := ReadHold(tx, a.name)
-		if err != nil || h == nil {
+		if err != nil {
 			return err
 		}
 		a.guard.hold = h
-		b := tx.Bucket(bucketIndex).Bucket([]byte(a.name)).Bucket(bucketHeldUnreal)
+		var b *bolt.Bucket
+		if root := tx.Bucket(bucketIndex); root != nil {
+			if ab := root.Bucket([]byte(a.name)); ab != nil {
+				b = ab.Bucket(bucketHeldUnreal)
+			}
+		}
 		if b == nil {
 			return nil
 		}
@@ -176,15 +194,16 @@ func (a *Arena) unrealGone(path realize.Path, rec *Record) bool {
 }
 
 // guardUnrealRemoval decides on the removal of an unreal file through the
-// mount, which no scan sees: it counts like a scan's deletion. held
-// reports that it was held instead of to be recorded.
-func (a *Arena) guardUnrealRemoval(path realize.Path, rec *Record) (held bool, err error) {
+// mount, which no scan sees: it counts like a scan's deletion. kept
+// reports that it is not to be recorded now (held, or settling): its
+// evidence is then stored, and the mount shows it gone.
+func (a *Arena) guardUnrealRemoval(path realize.Path, rec *Record) (kept bool, err error) {
 	g := &a.guard
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := a.clock.Now()
-	if g.hold == nil {
-		reason, pct, err := a.trips(&plan{}, 1, 0, now)
+	if g.hold == nil && a.settle <= 0 {
+		reason, pct, err := a.trips(1, 0, now)
 		if err != nil || reason == "" {
 			g.note(now, 1)
 			return false, err
@@ -194,17 +213,26 @@ func (a *Arena) guardUnrealRemoval(path realize.Path, rec *Record) (held bool, e
 		a.logger.Warn("deletions held for approval: not recorded nor sent to other peers; release with `realize approve`",
 			"path", string(path), "percent", pct, "reason", reason)
 	}
+	if err := a.storeUnrealGone(path, rec); err != nil {
+		return false, err
+	}
+	if g.hold == nil {
+		g.addPending(path, realize.KindFile, now)
+		return true, nil
+	}
 	if g.held == nil {
 		g.held = map[realize.Path]realize.Kind{}
 	}
-	if g.unreal == nil {
-		g.unreal = map[realize.Path]realize.VersionVector{}
-	}
 	g.held[path] = realize.KindFile
-	g.unreal[path] = rec.Version
+	return true, a.updateHold(false)
+}
+
+// storeUnrealGone stores the evidence of an unreal file removed through
+// the mount (bucketHeldUnreal). Called with g.mu held.
+func (a *Arena) storeUnrealGone(path realize.Path, rec *Record) error {
 	raw, err := cbor.Marshal(rec.Version)
 	if err != nil {
-		return false, err
+		return err
 	}
 	err = a.db.Update(func(tx *bolt.Tx) error {
 		ix, err := OpenIndex(tx, a.name)
@@ -218,9 +246,13 @@ func (a *Arena) guardUnrealRemoval(path realize.Path, rec *Record) (held bool, e
 		return b.Put(PathKey(path), raw)
 	})
 	if err != nil {
-		return false, err
+		return err
 	}
-	return true, a.updateHold(false)
+	if a.guard.unreal == nil {
+		a.guard.unreal = map[realize.Path]realize.VersionVector{}
+	}
+	a.guard.unreal[path] = rec.Version
+	return nil
 }
 
 // pruneUnreal forgets held removals of unreal files that a full scan no
@@ -258,6 +290,17 @@ func (a *Arena) Hold() *Hold {
 	return &h
 }
 
+// holdRescanDue tells whether the watcher reported changes while holding
+// and the last full scan is at least holdRescan old.
+func (a *Arena) holdRescanDue(now time.Time) bool {
+	g := &a.guard
+	if !g.rescan.Load() || now.Sub(time.Unix(0, g.lastFull.Load())) < holdRescan {
+		return false
+	}
+	g.rescan.Store(false)
+	return true
+}
+
 // holding tells whether the arena holds deletions.
 func (a *Arena) holding() bool {
 	a.guard.mu.Lock()
@@ -274,6 +317,9 @@ func (a *Arena) HeldDeletion(path realize.Path) bool { return a.heldDeletion(pat
 func (a *Arena) heldDeletion(path realize.Path) bool {
 	a.guard.mu.Lock()
 	defer a.guard.mu.Unlock()
+	if _, ok := a.guard.pending[path]; ok {
+		return true
+	}
 	_, ok := a.guard.held[path]
 	return ok && a.guard.hold != nil
 }
@@ -297,8 +343,12 @@ func (a *Arena) guardPlan(p *plan) error {
 	removed, rmdirs, keepR, keepD := a.splitDeletions(p)
 	files, dirs := int64(len(removed)), int64(len(rmdirs))
 	now := a.clock.Now()
+	if g.hold == nil && a.settle > 0 && !p.judge && files+dirs > 0 {
+		a.pend(p, removed, rmdirs, keepR, keepD, now)
+		return nil
+	}
 	if g.hold == nil && files+dirs > 0 {
-		reason, pct, err := a.trips(p, files, dirs, now)
+		reason, pct, err := a.trips(files, dirs, now)
 		if err != nil {
 			return err
 		}
@@ -380,7 +430,7 @@ func (a *Arena) splitDeletions(p *plan) (removed, rmdirs, keepR, keepD []gone) {
 // trips decides whether deletions start a hold, and why; pct is the share
 // of the arena's files they (with those recorded within guardWindow)
 // remove.
-func (a *Arena) trips(p *plan, files, dirs int64, now time.Time) (reason string, pct float64, err error) {
+func (a *Arena) trips(files, dirs int64, now time.Time) (reason string, pct float64, err error) {
 	c, err := a.Counts()
 	if err != nil {
 		return "", 0, err
@@ -390,7 +440,7 @@ func (a *Arena) trips(p *plan, files, dirs int64, now time.Time) (reason string,
 	if base > 0 {
 		pct = float64(total) * 100 / float64(base)
 	}
-	if p.full && files+dirs >= GuardMinFiles {
+	if files+dirs >= GuardMinFiles {
 		// An empty arena directory is far more often an unmounted disk
 		// or network share than a person's intent: held whatever the share.
 		if ents, err := os.ReadDir(a.root); err == nil && len(ents) == 0 {

@@ -34,8 +34,9 @@ func (c *fakeClock) add(d time.Duration) {
 // clock, and can be reopened on the same database (a restart).
 type guardFixture struct {
 	*fixture
-	share float64
-	clock *fakeClock
+	share  float64
+	settle time.Duration
+	clock  *fakeClock
 }
 
 func newGuardFixture(t *testing.T, share float64) *guardFixture {
@@ -58,7 +59,7 @@ func newGuardFixture(t *testing.T, share float64) *guardFixture {
 func (g *guardFixture) reopen() {
 	g.t.Helper()
 	a, err := real.NewArena(real.ArenaOptions{Name: "test", Root: g.root, DB: g.db, Log: g.log, Self: g.self, Workers: 2,
-		Clock: g.clock, DeleteGuard: func() float64 { return g.share }})
+		Clock: g.clock, DeleteGuard: func() float64 { return g.share }, Settle: g.settle})
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -442,6 +443,106 @@ func TestDeleteGuardReject(t *testing.T) {
 	g.expect("remove d/f000")
 	if _, _, err := g.arena.Reject(t.Context(), nil); realize.KindOf(err) != realize.NotExist {
 		t.Fatalf("reject with nothing held: %v", err)
+	}
+	checkConsistent(t, g.fixture)
+}
+
+// TestDeleteGuardSettle: with a settle time, deletions found by several
+// batches wait and are judged together: a mass deletion spread over
+// batches is held as a whole, a small one is recorded once it settled.
+func TestDeleteGuardSettle(t *testing.T) {
+	g := newGuardFixture(t, 50)
+	g.settle = 2 * time.Second
+	g.reopen()
+	g.write("keep", "k")
+	g.files("d", 19)
+	batch := func() {
+		t.Helper()
+		if err := g.arena.ScanPaths(t.Context(), []realize.Path{"d"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.rm("d", 0, 6) // 6 of 20: under the share alone
+	batch()
+	g.expect()
+	if !g.arena.HeldDeletion("d/f000") || g.arena.Hold() != nil {
+		t.Fatalf("settling: held %v, hold %+v", g.arena.HeldDeletion("d/f000"), g.arena.Hold())
+	}
+	g.clock.add(time.Second)
+	g.rm("d", 6, 12) // 6 more, before the first settled
+	batch()
+	g.write("new.txt", "n") // other changes do not wait
+	batch()
+	if err := g.arena.ScanPaths(t.Context(), []realize.Path{""}, nil); err != nil {
+		t.Fatal(err)
+	}
+	g.expect("add new.txt")
+	if g.arena.SettleDue(g.clock.Now().Add(time.Second)) || !g.arena.SettleDue(g.clock.Now().Add(2*time.Second)) {
+		t.Fatal("settle due at the wrong time")
+	}
+	if err := g.arena.Settle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	g.expect()
+	if h := g.arena.Hold(); h == nil || h.Files != 12 {
+		t.Fatalf("after settling: hold = %+v, want the 12 deletions together", h)
+	}
+	if _, _, err := g.arena.Approve(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.removals(); n != 12 {
+		t.Fatalf("%d removals, want 12", n)
+	}
+	// Later, a small deletion is recorded once it settled.
+	g.clock.add(2 * time.Minute)
+	g.rm("d", 12, 15)
+	batch()
+	g.expect()
+	g.clock.add(2 * time.Second)
+	if !g.arena.SettleDue(g.clock.Now()) {
+		t.Fatal("not due after the settle time")
+	}
+	if err := g.arena.Settle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	g.expect("remove d/f014", "remove d/f013", "remove d/f012")
+	if g.arena.HeldDeletion("d/f012") || g.arena.Hold() != nil {
+		t.Fatal("still held after recording")
+	}
+	checkConsistent(t, g.fixture)
+}
+
+// TestDeleteGuardSettleUnreal: an unreal file removed through the mount
+// settles too; its removal is stored, so a restart before it settled
+// loses nothing, and it is forgotten once recorded.
+func TestDeleteGuardSettleUnreal(t *testing.T) {
+	g := newGuardFixture(t, 50)
+	g.settle = 2 * time.Second
+	g.reopen()
+	g.files("d", 20)
+	g.unrealize("d", 0, 2)
+	if err := g.arena.RemoveUnreal(t.Context(), "d/f000"); err != nil {
+		t.Fatal(err)
+	}
+	g.expect()
+	if !g.arena.HeldDeletion("d/f000") {
+		t.Fatal("a removal through the mount is not shown gone while settling")
+	}
+	g.reopen() // a crash before it settled
+	g.scan()
+	g.expect()
+	if !g.arena.HeldDeletion("d/f000") {
+		t.Fatal("the removal was lost in the restart")
+	}
+	if err := g.arena.Settle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	g.expect("remove d/f000")
+	g.reopen()
+	g.scan()
+	g.expect()
+	if g.arena.HeldDeletion("d/f000") || g.arena.HeldDeletion("d/f001") {
+		t.Fatal("a recorded removal is still remembered")
 	}
 	checkConsistent(t, g.fixture)
 }

@@ -44,6 +44,7 @@ func (a *Arena) record(ctx context.Context, p *plan) error {
 	if err := a.commit(a.structural(p)); err != nil {
 		return err
 	}
+	a.forgetRecordedUnreal(p)
 	a.consumeOverlay(p)
 	return a.hashAll(ctx, p.hash)
 }

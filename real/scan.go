@@ -49,6 +49,9 @@ type plan struct {
 	// full: the plan compares the whole arena (ScanAll), so its
 	// deletions are every deletion there is.
 	full bool
+	// judge: the plan looks again at settled deletions, to judge them
+	// together (guard_settle.go).
+	judge bool
 }
 
 // visit reports whether dir is diffed for the first time in this plan.

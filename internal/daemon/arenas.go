@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/history"
@@ -36,7 +37,7 @@ func startArenas(ctx context.Context, d *Daemon) (*arenas, error) {
 			Hasher: hasher, Workers: d.cfg.Scan.HashWorkers,
 			Rescan: d.cfg.Scan.Rescan, Debounce: d.cfg.Scan.Debounce,
 			Exclude: []string{d.cfg.Data}, Logger: d.log, Clock: d.clock,
-			DeleteGuard: d.deleteGuard(ac.Name),
+			DeleteGuard: d.deleteGuard(ac.Name), Settle: deleteSettle,
 		})
 		if err != nil {
 			d.log.Error("arena not started", "arena", string(ac.Name), "err", err)
@@ -81,6 +82,12 @@ func (as *arenas) stop(ctx context.Context) error {
 }
 
 var _ realize.Signer = (*household.Identity)(nil)
+
+// deleteSettle is how long local deletions wait for more before the delete
+// guard judges them together (real/guard_settle.go): a large rm -rf
+// arrives as a batch per second, with gaps well under this
+// (docs/decisions/0017-delete-guard.md has the measurement).
+const deleteSettle = 2 * time.Second
 
 // deleteGuard returns an arena's delete_guard as the config in force says
 // (it applies live).
