@@ -330,6 +330,9 @@ type Status struct {
 	Watching     bool
 	LastScan     time.Time
 	Skipped      []Skipped
+	// SettlingDeletes are deletions waiting a moment for more before the
+	// delete guard judges them (guard_settle.go).
+	SettlingDeletes int64
 }
 
 // Skipped is a path that could not be indexed.
@@ -343,6 +346,7 @@ func (a *Arena) Status() (Status, error) {
 	c, err := a.Counts()
 	s := a.status.snapshot()
 	s.Counts = c
+	s.SettlingDeletes = a.SettlingDeletes()
 	return s, err
 }
 

@@ -202,7 +202,7 @@ func (a *Arena) guardUnrealRemoval(path realize.Path, rec *Record) (kept bool, e
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := a.clock.Now()
-	if g.hold == nil && a.settle <= 0 {
+	if g.hold == nil && !a.mustSettle(1, now) {
 		reason, pct, err := a.trips(1, 0, now)
 		if err != nil || reason == "" {
 			g.note(now, 1)
@@ -343,7 +343,7 @@ func (a *Arena) guardPlan(p *plan) error {
 	removed, rmdirs, keepR, keepD := a.splitDeletions(p)
 	files, dirs := int64(len(removed)), int64(len(rmdirs))
 	now := a.clock.Now()
-	if g.hold == nil && a.settle > 0 && !p.judge && files+dirs > 0 {
+	if g.hold == nil && !p.judge && files+dirs > 0 && (p.incidental && a.settle > 0 || a.mustSettle(files+dirs, now)) {
 		a.pend(p, removed, rmdirs, keepR, keepD, now)
 		return nil
 	}

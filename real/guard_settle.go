@@ -14,10 +14,10 @@ import (
 // mount's removals of unreal files one by one; judged batch by batch, the
 // first batches of a mass deletion would pass under the share before the
 // guard saw the whole. So, when the arena has a settle time, deletions
-// are not recorded at once: they wait until no new deletion was found
-// for that long (or settleMax after the first), then the directories that
-// held them are compared again and whatever is gone there is judged as one
-// batch — recorded, or held. Nothing else waits: new and edited files are
+// that could add up to a hold (mustSettle) are not recorded at once: they
+// wait until no new deletion was found for that long (or settleMax after
+// the first), then the directories that held them are compared again and
+// whatever is gone there is judged as one batch — recorded, or held. Nothing else waits: new and edited files are
 // recorded as usual. A deletion waiting to settle is treated like a held
 // one (the mount shows it gone; a remote edit may land on its path); a
 // crash meanwhile loses nothing, since the disk (or, for unreal files, the
@@ -25,6 +25,22 @@ import (
 
 // settleMax bounds how long deletions wait while more keep coming.
 const settleMax = 15 * time.Second
+
+// mustSettle tells whether n deletions found now wait to settle. Fewer
+// than GuardMinFiles, with those waiting and those recorded lately, can
+// never be held: they are recorded at once, so everyday deletions reach
+// the other peers without delay. Called with g.mu held.
+func (a *Arena) mustSettle(n int64, now time.Time) bool {
+	g := &a.guard
+	return a.settle > 0 && (len(g.pending) > 0 || n+g.recentSum(now) >= GuardMinFiles)
+}
+
+// SettlingDeletes counts the deletions waiting to settle.
+func (a *Arena) SettlingDeletes() int64 {
+	a.guard.mu.Lock()
+	defer a.guard.mu.Unlock()
+	return int64(len(a.guard.pending))
+}
 
 // pend withholds a plan's deletions until they settle. Called with g.mu
 // held.

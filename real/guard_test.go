@@ -447,9 +447,9 @@ func TestDeleteGuardReject(t *testing.T) {
 	checkConsistent(t, g.fixture)
 }
 
-// TestDeleteGuardSettle: with a settle time, deletions found by several
-// batches wait and are judged together: a mass deletion spread over
-// batches is held as a whole, a small one is recorded once it settled.
+// TestDeleteGuardSettle: with a settle time, a few deletions are recorded
+// at once (they can never be held), while deletions that could add up to a
+// hold wait and are judged together, whatever batch found them.
 func TestDeleteGuardSettle(t *testing.T) {
 	g := newGuardFixture(t, 50)
 	g.settle = 2 * time.Second
@@ -458,24 +458,25 @@ func TestDeleteGuardSettle(t *testing.T) {
 	g.files("d", 19)
 	batch := func() {
 		t.Helper()
-		if err := g.arena.ScanPaths(t.Context(), []realize.Path{"d"}, nil); err != nil {
+		if err := g.arena.ScanPaths(t.Context(), []realize.Path{"d", ""}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	g.rm("d", 0, 6) // 6 of 20: under the share alone
+	g.rm("d", 0, 3) // fewer than GuardMinFiles: at once
+	batch()
+	g.expect("remove d/f002", "remove d/f001", "remove d/f000")
+	g.clock.add(2 * time.Minute)
+
+	g.rm("d", 3, 13) // 10 of 17: under the share alone, but it could add up
 	batch()
 	g.expect()
-	if !g.arena.HeldDeletion("d/f000") || g.arena.Hold() != nil {
-		t.Fatalf("settling: held %v, hold %+v", g.arena.HeldDeletion("d/f000"), g.arena.Hold())
+	if !g.arena.HeldDeletion("d/f003") || g.arena.Hold() != nil || g.arena.SettlingDeletes() != 10 {
+		t.Fatalf("settling: held %v, hold %+v", g.arena.HeldDeletion("d/f003"), g.arena.Hold())
 	}
 	g.clock.add(time.Second)
-	g.rm("d", 6, 12) // 6 more, before the first settled
-	batch()
+	g.rm("d", 13, 16) // 3 more before the first settled: they join
 	g.write("new.txt", "n") // other changes do not wait
 	batch()
-	if err := g.arena.ScanPaths(t.Context(), []realize.Path{""}, nil); err != nil {
-		t.Fatal(err)
-	}
 	g.expect("add new.txt")
 	if g.arena.SettleDue(g.clock.Now().Add(time.Second)) || !g.arena.SettleDue(g.clock.Now().Add(2*time.Second)) {
 		t.Fatal("settle due at the wrong time")
@@ -484,65 +485,80 @@ func TestDeleteGuardSettle(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.expect()
-	if h := g.arena.Hold(); h == nil || h.Files != 12 {
-		t.Fatalf("after settling: hold = %+v, want the 12 deletions together", h)
+	if h := g.arena.Hold(); h == nil || h.Files != 13 || g.arena.SettlingDeletes() != 0 {
+		t.Fatalf("after settling: hold = %+v, want the 13 deletions together", h)
 	}
 	if _, _, err := g.arena.Approve(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := g.removals(); n != 12 {
-		t.Fatalf("%d removals, want 12", n)
-	}
-	// Later, a small deletion is recorded once it settled.
-	g.clock.add(2 * time.Minute)
-	g.rm("d", 12, 15)
-	batch()
-	g.expect()
-	g.clock.add(2 * time.Second)
-	if !g.arena.SettleDue(g.clock.Now()) {
-		t.Fatal("not due after the settle time")
-	}
-	if err := g.arena.Settle(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	g.expect("remove d/f014", "remove d/f013", "remove d/f012")
-	if g.arena.HeldDeletion("d/f012") || g.arena.Hold() != nil {
-		t.Fatal("still held after recording")
+	if n := g.removals(); n != 13 {
+		t.Fatalf("%d removals, want 13", n)
 	}
 	checkConsistent(t, g.fixture)
 }
 
-// TestDeleteGuardSettleUnreal: an unreal file removed through the mount
-// settles too; its removal is stored, so a restart before it settled
-// loses nothing, and it is forgotten once recorded.
+// TestDeleteGuardSettleUnreal: unreal files removed through the mount
+// settle too once they could add up to a hold; the removal is stored, so
+// a restart before it settled loses nothing, and it is forgotten once
+// recorded.
 func TestDeleteGuardSettleUnreal(t *testing.T) {
 	g := newGuardFixture(t, 50)
 	g.settle = 2 * time.Second
 	g.reopen()
 	g.files("d", 20)
-	g.unrealize("d", 0, 2)
-	if err := g.arena.RemoveUnreal(t.Context(), "d/f000"); err != nil {
+	g.unrealize("d", 0, 12)
+	for i := range 10 {
+		if err := g.arena.RemoveUnreal(t.Context(), realize.Path(fmt.Sprintf("d/f%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.removals(); n != 9 {
+		t.Fatalf("%d removals recorded at once, want 9", n)
+	}
+	if !g.arena.HeldDeletion("d/f009") || g.arena.HeldDeletion("d/f008") {
+		t.Fatal("the 10th removal through the mount is not shown gone while settling")
+	}
+	g.reopen() // a crash before it settled
+	g.scan()   // found again (and, the recent ones forgotten, small: recorded)
+	g.expect("remove d/f009")
+	g.reopen()
+	g.scan()
+	g.expect()
+	if g.arena.HeldDeletion("d/f009") || g.arena.HeldDeletion("d/f010") {
+		t.Fatal("a recorded removal is still remembered")
+	}
+	g.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte("index")).Bucket([]byte("test")).Bucket([]byte("h")); b != nil && b.Stats().KeyN != 0 {
+			t.Errorf("%d stored removals left after recording them", b.Stats().KeyN)
+		}
+		return nil
+	})
+	checkConsistent(t, g.fixture)
+}
+
+// TestDeleteGuardSettleIncidental: deletions a placement happens to see
+// (it compares the directory of the path it places) always settle, even a
+// few: the placement may have looked in the middle of an `rm -rf` that the
+// watcher reports whole a moment later.
+func TestDeleteGuardSettleIncidental(t *testing.T) {
+	g := newGuardFixture(t, 50)
+	g.settle = 2 * time.Second
+	g.reopen()
+	g.files("d", 20)
+	g.rm("d", 0, 3)
+	os.Remove(filepath.Join(g.root, "d", "f019")) // the path to place: gone too
+	err := g.arena.Place(t.Context(), "d/f019", func([]realize.Alternative) (*real.Change, error) { return nil, nil })
+	if err != nil {
 		t.Fatal(err)
 	}
 	g.expect()
-	if !g.arena.HeldDeletion("d/f000") {
-		t.Fatal("a removal through the mount is not shown gone while settling")
-	}
-	g.reopen() // a crash before it settled
-	g.scan()
-	g.expect()
-	if !g.arena.HeldDeletion("d/f000") {
-		t.Fatal("the removal was lost in the restart")
+	if g.arena.SettlingDeletes() != 4 {
+		t.Fatalf("%d deletions settling, want 4", g.arena.SettlingDeletes())
 	}
 	if err := g.arena.Settle(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	g.expect("remove d/f000")
-	g.reopen()
-	g.scan()
-	g.expect()
-	if g.arena.HeldDeletion("d/f000") || g.arena.HeldDeletion("d/f001") {
-		t.Fatal("a recorded removal is still remembered")
+	if n := g.removals(); n != 4 {
+		t.Fatalf("%d removals after settling, want 4", n)
 	}
-	checkConsistent(t, g.fixture)
 }

@@ -132,7 +132,7 @@ func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Deci
 	if err := a.noSymlinkAbove(path); err != nil {
 		return nil, nil, err
 	}
-	p := &plan{}
+	p := &plan{incidental: true}
 	if err := a.checkFile(path, p); err != nil {
 		return nil, nil, err
 	}

@@ -52,6 +52,10 @@ type plan struct {
 	// judge: the plan looks again at settled deletions, to judge them
 	// together (guard_settle.go).
 	judge bool
+	// incidental: the plan looked at a directory for another reason (a
+	// remote change to place), maybe in the middle of a deletion the
+	// watcher will report whole: its deletions always settle.
+	incidental bool
 }
 
 // visit reports whether dir is diffed for the first time in this plan.

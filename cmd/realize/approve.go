@@ -111,6 +111,10 @@ func printApproved(p *printer, rep *control.ApproveReport, reject bool) {
 // printHeld shows an arena's held deletions in status: what, since when,
 // why, and how to release or undo them.
 func printHeld(p *printer, a *control.ArenaStatus, now time.Time) {
+	if a.SettlingDeletes > 0 {
+		p.Printf("  deleting %s, in a moment (the delete guard waits for more to judge them together)\n",
+			count(a.SettlingDeletes, "path"))
+	}
 	h := a.Held
 	if h == nil {
 		return

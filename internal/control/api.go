@@ -169,6 +169,9 @@ type ArenaStatus struct {
 	Error        string            `json:"error,omitempty"`   // why the arena is not being indexed
 	// Held are deletions waiting for `realize approve`; absent when none.
 	Held *HeldDeletions `json:"held,omitempty"`
+	// SettlingDeletes are deletions found a moment ago, waiting for more
+	// before the delete guard judges them together.
+	SettlingDeletes int64 `json:"settling_deletes"`
 	// Bytes fetched from peers since the daemon started, and bytes found
 	// already present (resumed transfers, local copies of blocks).
 	ReceivedBytes  int64 `json:"received_bytes"`

@@ -121,6 +121,7 @@ func (b *backend) arenaStatus(ac config.Arena) (control.ArenaStatus, error) {
 	st, err := live.Status()
 	out.PendingHash, out.PendingBytes = st.PendingHash, st.PendingBytes
 	out.Scanning, out.Watching, out.LastScan = st.Scanning, st.Watching, st.LastScan
+	out.SettlingDeletes = st.SettlingDeletes
 	for _, s := range st.Skipped {
 		out.Skipped = append(out.Skipped, control.SkippedPath{Path: s.Path, Reason: s.Reason})
 	}
