@@ -474,7 +474,7 @@ func TestDeleteGuardSettle(t *testing.T) {
 		t.Fatalf("settling: held %v, hold %+v", g.arena.HeldDeletion("d/f003"), g.arena.Hold())
 	}
 	g.clock.add(time.Second)
-	g.rm("d", 13, 16) // 3 more before the first settled: they join
+	g.rm("d", 13, 16)       // 3 more before the first settled: they join
 	g.write("new.txt", "n") // other changes do not wait
 	batch()
 	g.expect("add new.txt")
