@@ -13,6 +13,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/realizefs/realize"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The delete guard (docs/decisions/0017-delete-guard.md). Deleting most of
@@ -30,7 +31,11 @@ import (
 // The evidence of a held deletion is the disk itself (a file missing, an
 // overlay whiteout): what is held is re-derived by every full scan, and
 // only the fact that the arena holds is stored, so it survives a restart
-// even when the share was crossed by several batches together.
+// even when the share was crossed by several batches together. Unreal
+// files removed through the mount leave nothing on disk: their removal is
+// stored instead (bucketHeldUnreal). Before they are judged, deletions
+// that could add up to a hold wait a moment for more (guard_settle.go);
+// undoing held deletions is in guard_reject.go.
 
 // Guard defaults and bounds.
 const (
@@ -74,9 +79,10 @@ func (h *Hold) SinceTime() time.Time { return time.Unix(0, h.Since) }
 
 var (
 	keyHold = []byte("hold")
-	// bucketHeldUnreal holds unreal files removed through the mount while
-	// the arena holds: path key -> the record's version (CBOR). Nothing on
-	// disk says they are gone, so this is their evidence.
+	// bucketHeldUnreal holds unreal files removed through the mount and
+	// not recorded yet (settling or held): path key -> the record's
+	// version (CBOR). Nothing on disk says they are gone, so this is
+	// their evidence.
 	bucketHeldUnreal = []byte("h")
 )
 
@@ -107,7 +113,7 @@ func writeHold(tx *bolt.Tx, arena realize.ArenaName, h *Hold) error {
 		return err
 	}
 	if h == nil {
-		if err := ix.ab.DeleteBucket(bucketHeldUnreal); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := dropHeldUnreal(ix); err != nil {
 			return err
 		}
 		return ix.ab.Delete(keyHold)
@@ -117,6 +123,14 @@ func writeHold(tx *bolt.Tx, arena realize.ArenaName, h *Hold) error {
 		return err
 	}
 	return ix.ab.Put(keyHold, raw)
+}
+
+// dropHeldUnreal forgets every stored removal of an unreal file.
+func dropHeldUnreal(ix *Index) error {
+	if err := ix.ab.DeleteBucket(bucketHeldUnreal); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return err
+	}
+	return nil
 }
 
 // guardState is an arena's guard: the hold, if any, and the deletions
@@ -185,7 +199,7 @@ func (a *Arena) loadHold() error {
 }
 
 // unrealGone tells whether the unreal file at path was removed through the
-// mount, the removal held: for the scanner, it is gone.
+// mount and the removal not recorded yet: for the scanner, it is gone.
 func (a *Arena) unrealGone(path realize.Path, rec *Record) bool {
 	a.guard.mu.Lock()
 	defer a.guard.mu.Unlock()

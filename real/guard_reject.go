@@ -109,10 +109,7 @@ func (a *Arena) heldForReject(ctx context.Context) ([]realize.Path, error) {
 			if err != nil {
 				return err
 			}
-			if err := ix.ab.DeleteBucket(bucketHeldUnreal); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
-				return err
-			}
-			return nil
+			return dropHeldUnreal(ix)
 		})
 		if err != nil {
 			return nil, err
