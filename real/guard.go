@@ -315,6 +315,18 @@ func (a *Arena) holdRescanDue(now time.Time) bool {
 	return true
 }
 
+// ErrEmptyHold: the arena holds deletions because its directory is empty;
+// nothing is placed in it meanwhile.
+var ErrEmptyHold = errors.New("the arena's directory is empty (a disk not mounted?): nothing is placed in it until it is back or its deletions are approved")
+
+// heldEmpty tells whether the arena holds deletions because its directory
+// was found empty.
+func (a *Arena) heldEmpty() bool {
+	a.guard.mu.Lock()
+	defer a.guard.mu.Unlock()
+	return a.guard.hold != nil && a.guard.hold.Reason == HoldEmpty
+}
+
 // holding tells whether the arena holds deletions.
 func (a *Arena) holding() bool {
 	a.guard.mu.Lock()

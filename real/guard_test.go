@@ -149,6 +149,21 @@ func TestDeleteGuardEmptyRoot(t *testing.T) {
 	if len(h.Sample) != 1 || h.Sample[0] != "a" {
 		t.Fatalf("sample = %q, want the topmost held path only", h.Sample)
 	}
+	// Nothing from other peers is placed in it meanwhile (a disk not
+	// mounted would hide it, then overwrite it with older files).
+	err := g.arena.Place(t.Context(), "a/f000", func([]realize.Alternative) (*real.Change, error) {
+		t.Fatal("decided while the arena directory is held empty")
+		return nil, nil
+	})
+	if realize.KindOf(err) != realize.Busy {
+		t.Fatalf("place into an empty-held arena: %v, want Busy", err)
+	}
+	if _, _, err := g.arena.Approve(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.arena.Place(t.Context(), "a/f000", func([]realize.Alternative) (*real.Change, error) { return nil, nil }); err != nil {
+		t.Fatalf("place after approving: %v", err)
+	}
 }
 
 // TestDeleteGuardHoldLifecycle: while an arena holds, edits are recorded

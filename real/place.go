@@ -61,6 +61,12 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	if path.IsRoot() || a.ignored(path, false) || a.ignored(path, true) {
 		return &realize.Error{Op: "place", Kind: realize.Invalid, Arena: a.name, Path: string(path), Err: errors.New("reserved or ignored path")}
 	}
+	if a.heldEmpty() {
+		// Most likely a disk not mounted: what is placed now would be
+		// hidden by the disk once it is back, and then overwritten by the
+		// disk's older files. Remote changes wait (Busy: retried later).
+		return &realize.Error{Op: "place", Kind: realize.Busy, Arena: a.name, Path: string(path), Err: ErrEmptyHold}
+	}
 	local, ch, err := a.decideLocked(ctx, path, decide)
 	if err != nil || ch == nil {
 		return err
