@@ -3,7 +3,6 @@ package real
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -34,6 +33,14 @@ type ArenaOptions struct {
 	Exclude  []string      // absolute directories never indexed (the data directory)
 	Logger   *slog.Logger
 	Clock    realize.Clock
+	// DeleteGuard returns the share of the arena's files (percent) one
+	// batch may delete without approval, 0 for no limit (see guard.go).
+	// It is asked at each decision, so a config reload applies at once.
+	// Nil: DefaultDeleteGuard.
+	DeleteGuard func() float64
+	// Settle is how long deletions wait for more before they are judged
+	// together (guard_settle.go); 0 judges each scan's deletions at once.
+	Settle time.Duration
 }
 
 // Arena keeps the index of one real directory up to date.
@@ -57,6 +64,10 @@ type Arena struct {
 
 	ignore *Ignorer // safe for concurrent use
 
+	guardShare func() float64
+	settle     time.Duration
+	guard      guardState
+
 	status arenaStatus
 	maps   mapCache // block maps of blobs being served
 }
@@ -73,7 +84,7 @@ func NewArena(opt ArenaOptions) (*Arena, error) {
 	a := &Arena{
 		name: opt.Name, root: filepath.Clean(opt.Root), db: opt.DB, log: opt.Log, self: opt.Self,
 		hasher: opt.Hasher, workers: opt.Workers, rescan: opt.Rescan, debounce: opt.Debounce,
-		logger: opt.Logger, clock: opt.Clock,
+		logger: opt.Logger, clock: opt.Clock, guardShare: opt.DeleteGuard, settle: opt.Settle,
 	}
 	if a.hasher == nil {
 		a.hasher = NewHasher()
@@ -104,6 +115,9 @@ func NewArena(opt ArenaOptions) (*Arena, error) {
 	if a.ignore, err = NewIgnorer(a.root, a.logger); err != nil {
 		a.logger.Warn("ignore file unreadable", "err", err)
 		a.ignore, _ = NewIgnorer(os.DevNull, a.logger)
+	}
+	if err := a.loadHold(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -166,6 +180,8 @@ func (a *Arena) Run(ctx context.Context) error {
 	defer rescan.Stop()
 	// Files that changed while being hashed are tried again soon: a large
 	// file still being written should be indexed as soon as it settles.
+	// Deletions waiting to settle, and rescans while deletions are held,
+	// are looked at on the same tick (guard_settle.go, guard.go).
 	retry := time.NewTicker(250 * time.Millisecond)
 	defer retry.Stop()
 	for {
@@ -184,6 +200,12 @@ func (a *Arena) Run(ctx context.Context) error {
 			if files := a.status.takeRetries(); len(files) > 0 {
 				a.logScanErr(a.ScanPaths(ctx, nil, files))
 			}
+			if a.settleDue(a.clock.Now()) {
+				a.logScanErr(a.Settle(ctx))
+			}
+			if a.holdRescanDue(a.clock.Now()) {
+				a.logScanErr(a.ScanAll(ctx))
+			}
 		}
 	}
 }
@@ -197,6 +219,14 @@ func (a *Arena) logScanErr(err error) {
 func (a *Arena) handleBatch(ctx context.Context, b Batch) error {
 	if b.Overflow {
 		return a.ScanAll(ctx)
+	}
+	// While deletions are held, what is held is kept exact by full scans
+	// (a missing file coming back shows only by comparing everything),
+	// at most every holdRescan: the state is rare, and a no-change scan
+	// is cheap, but a mass deletion still running sends a batch a second.
+	if a.holding() {
+		a.guard.rescan.Store(true)
+		return nil
 	}
 	for _, f := range b.Files {
 		if f.Base() == IgnoreFile {
@@ -221,6 +251,10 @@ func (a *Arena) reloadIgnore(ctx context.Context, dir realize.Path) error {
 func (a *Arena) ScanAll(ctx context.Context) error {
 	a.scanMu.Lock()
 	defer a.scanMu.Unlock()
+	return a.scanAllLocked(ctx)
+}
+
+func (a *Arena) scanAllLocked(ctx context.Context) error {
 	a.status.scanning.Store(true)
 	defer a.status.scanning.Store(false)
 	a.status.resetSkipped()
@@ -230,37 +264,17 @@ func (a *Arena) ScanAll(ctx context.Context) error {
 		a.logger.Warn("ignore file unreadable", "err", err)
 	}
 	start := a.clock.Now()
-	p := &plan{}
+	p := &plan{full: true}
 	if err := a.diffDir(ctx, "", true, p); err != nil {
 		return err
 	}
-	if err := a.guardEmptyRoot(p); err != nil {
-		return err
-	}
 	err := a.record(ctx, p)
+	a.guard.lastFull.Store(a.clock.Now().UnixNano())
 	if err == nil {
 		a.status.lastScan.Store(a.clock.Now().UnixNano())
 		a.logger.Debug("scan done", "took", a.clock.Now().Sub(start), "hashed", len(p.hash))
 	}
 	return err
-}
-
-// guardEmptyRoot refuses to record the deletion of everything when the real
-// directory turns up empty: that is far more often an unmounted disk or a
-// missing network share than a person's intent. Small arenas are exempt: a
-// person emptying a directory of a few files is common, and the general
-// guard against mass deletion (held for approval) is a later layer.
-func (a *Arena) guardEmptyRoot(p *plan) error {
-	const minGuarded = 10
-	if len(p.removed)+len(p.rmdirs) < minGuarded {
-		return nil
-	}
-	ents, err := os.ReadDir(a.root)
-	if err != nil || len(ents) > 0 {
-		return err
-	}
-	return &realize.Error{Op: "scan", Kind: realize.Invalid, Arena: a.name, Path: a.root,
-		Err: fmt.Errorf("the arena directory is empty but %d entries are indexed; not recording their deletion (unmounted disk?)", len(p.removed)+len(p.rmdirs))}
 }
 
 // ScanPaths compares some directories (not their known subdirectories) and
@@ -316,6 +330,9 @@ type Status struct {
 	Watching     bool
 	LastScan     time.Time
 	Skipped      []Skipped
+	// SettlingDeletes are deletions waiting a moment for more before the
+	// delete guard judges them (guard_settle.go).
+	SettlingDeletes int64
 }
 
 // Skipped is a path that could not be indexed.
@@ -329,6 +346,7 @@ func (a *Arena) Status() (Status, error) {
 	c, err := a.Counts()
 	s := a.status.snapshot()
 	s.Counts = c
+	s.SettlingDeletes = a.SettlingDeletes()
 	return s, err
 }
 

@@ -238,20 +238,6 @@ func TestOwnDataDirectoryIsNotIndexed(t *testing.T) {
 	}
 }
 
-func TestEmptyRootIsNotMassDeletion(t *testing.T) {
-	f := newFixture(t)
-	for i := range 12 {
-		f.write(filepath.Join("a", string(rune('a'+i))), "x")
-	}
-	f.scan()
-	f.newEntries()
-	os.RemoveAll(filepath.Join(f.root, "a"))
-	if err := f.arena.ScanAll(t.Context()); realize.KindOf(err) != realize.Invalid {
-		t.Fatalf("scan of emptied root: %v", err)
-	}
-	f.expect()
-}
-
 func TestIgnoreFile(t *testing.T) {
 	f := newFixture(t)
 	f.write(".realizeignore", "*.tmp\nbuild/\n")

@@ -70,6 +70,12 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	if path.IsRoot() || a.ignored(path, false) || a.ignored(path, true) {
 		return &realize.Error{Op: "place", Kind: realize.Invalid, Arena: a.name, Path: string(path), Err: errors.New("reserved or ignored path")}
 	}
+	if a.heldEmpty() {
+		// Most likely a disk not mounted: what is placed now would be
+		// hidden by the disk once it is back, and then overwritten by the
+		// disk's older files. Remote changes wait (Busy: retried later).
+		return &realize.Error{Op: "place", Kind: realize.Busy, Arena: a.name, Path: string(path), Err: ErrEmptyHold}
+	}
 	local, ch, err := a.decideLocked(ctx, path, decide)
 	if err != nil || ch == nil {
 		return err
@@ -144,7 +150,7 @@ func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Deci
 	if err := a.noSymlinkAbove(path); err != nil {
 		return nil, nil, err
 	}
-	p := &plan{}
+	p := &plan{incidental: true}
 	if err := a.checkFile(path, p); err != nil {
 		return nil, nil, err
 	}
@@ -408,7 +414,8 @@ func (a *Arena) unchanged(path realize.Path, local *Record) error {
 	info, err := os.Lstat(a.abs(path))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if !live(local) || local.IsUnreal() {
+		// A held deletion (guard.go) is known: nothing there to keep.
+		if !live(local) || local.IsUnreal() || a.heldDeletion(path) {
 			return nil
 		}
 	case err != nil:
@@ -455,6 +462,9 @@ func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) err
 			return nil // these bytes are kept already
 		}
 		if err := os.Rename(a.abs(path), dst); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && a.heldDeletion(path) {
+				return nil // deleted here, the deletion held: no bytes to keep
+			}
 			return a.placeErr(path, realize.IO, err)
 		}
 		return syncDir(dir)

@@ -37,10 +37,14 @@ func (a *Arena) record(ctx context.Context, p *plan) error {
 		return err
 	}
 	p.matchRenames()
+	if err := a.guardPlan(p); err != nil {
+		return err
+	}
 	p.sort()
 	if err := a.commit(a.structural(p)); err != nil {
 		return err
 	}
+	a.forgetRecordedUnreal(p)
 	a.consumeOverlay(p)
 	return a.hashAll(ctx, p.hash)
 }

@@ -46,6 +46,16 @@ type plan struct {
 	queued  map[realize.Path]bool
 	// overlay holds the overlayfs marks found (see overlay.go).
 	overlay overlayPlan
+	// full: the plan compares the whole arena (ScanAll), so its
+	// deletions are every deletion there is.
+	full bool
+	// judge: the plan looks again at settled deletions, to judge them
+	// together (guard_settle.go).
+	judge bool
+	// incidental: the plan looked at a directory for another reason (a
+	// remote change to place), maybe in the middle of a deletion the
+	// watcher will report whole: its deletions always settle.
+	incidental bool
 }
 
 // visit reports whether dir is diffed for the first time in this plan.
@@ -146,8 +156,9 @@ func (a *Arena) diffDir(ctx context.Context, dir realize.Path, recursive bool, p
 	for name, rec := range known {
 		child := dir.Join(name)
 		// An unreal file has no bytes on disk by design: its absence is
-		// not a deletion — unless an opaque overlay directory hides it.
-		if !seen[name] && live(rec) && (!rec.IsUnreal() || opaque) && !a.ignored(child, rec.Meta.Kind == realize.KindDir) {
+		// not a deletion — unless an opaque overlay directory hides it,
+		// or it was removed through the mount and the removal is held.
+		if !seen[name] && live(rec) && (!rec.IsUnreal() || opaque || a.unrealGone(child, rec)) && !a.ignored(child, rec.Meta.Kind == realize.KindDir) {
 			if err := a.removeTree(child, rec, p); err != nil {
 				return err
 			}

@@ -138,6 +138,11 @@ func (a *Arena) RemoveUnreal(ctx context.Context, path realize.Path) error {
 	if _, err := os.Lstat(a.abs(path)); err == nil {
 		return a.placeErr(path, realize.Changed, ErrLocalChange)
 	}
+	// Removals through the mount count for the delete guard like a scan's
+	// (an `rm -rf` of unreal files arrives here one file at a time).
+	if held, err := a.guardUnrealRemoval(path, rec); err != nil || held {
+		return err
+	}
 	return a.commit([]pending{a.removal(gone{path: path, rec: rec}, realize.OpRemove)})
 }
 
@@ -222,10 +227,11 @@ func (a *Arena) CountUnder(path realize.Path) (real, unreal int64, err error) {
 var errFound = errors.New("found")
 
 // HasUnrealUnder tells whether any unreal file is at or below path,
-// stopping at the first one.
+// stopping at the first one. Held deletions do not count: the mount shows
+// them gone.
 func (a *Arena) HasUnrealUnder(path realize.Path) (bool, error) {
-	err := a.walkUnder(path, func(_ realize.Path, r *Record) error {
-		if r.IsUnreal() {
+	err := a.walkUnder(path, func(p realize.Path, r *Record) error {
+		if r.IsUnreal() && !a.heldDeletion(p) {
 			return errFound
 		}
 		return nil

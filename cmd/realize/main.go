@@ -68,6 +68,7 @@ func newApp(e *env) *cli.Command {
 			resolveCommand(e),
 			pinCommand(e),
 			unpinCommand(e),
+			approveCommand(e),
 			mountCommand(e),
 			umountCommand(e),
 			serviceCommand(e),

@@ -245,6 +245,7 @@ func printArena(p *printer, a *control.ArenaStatus, now time.Time) {
 	}
 	p.Printf("  watching %s\n", watch)
 	p.Printf("  history  seq %d\n", a.HistorySeq)
+	printHeld(p, a, now)
 	if len(a.Skipped) > 0 {
 		p.Printf("  skipped  %d paths:\n", len(a.Skipped))
 		for _, s := range a.Skipped {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -84,6 +86,14 @@ func (v *validator) arenas(raw []fileArena, c *Config) []Arena {
 			a.Name = name
 		}
 		a.Dir = v.arenaDir(at+".dir", field+".dir", ra.Dir, c.Data, dirs)
+		a.DeleteGuard = DefaultDeleteGuard
+		if ra.DeleteGuard != nil {
+			share, err := ParseShare(*ra.DeleteGuard)
+			if err != nil {
+				v.fail(at+".delete_guard", field+".delete_guard", "%v", err)
+			}
+			a.DeleteGuard = share
+		}
 		for j, p := range ra.Peers {
 			if _, ok := c.Peer(p); !ok {
 				v.fail(fmt.Sprintf("%s.peers[%d]", at, j), field+".peers", "no [[peer]] is called %q", p)
@@ -141,4 +151,19 @@ func resolve(p string) string {
 func within(p, dir string) bool {
 	rel, err := filepath.Rel(dir, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// ParseShare parses a delete guard: a percentage ("50%", "12.5%") or
+// "off" (also "0", "0%"), which is returned as 0.
+func ParseShare(s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	if t == "off" || t == "0" {
+		return 0, nil
+	}
+	num, ok := strings.CutSuffix(t, "%")
+	p, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if !ok || err != nil || math.IsNaN(p) || p < 0 || p > 100 {
+		return 0, fmt.Errorf("%q: want a share of the arena's files from \"0%%\" to \"100%%\" (e.g. \"50%%\"), or \"off\"", s)
+	}
+	return p, nil
 }

@@ -36,6 +36,8 @@ const (
 	DefaultDebounce      = 200 * time.Millisecond
 	DefaultAuditKeep     = 365 * 24 * time.Hour
 	DefaultInactiveAfter = 30 * 24 * time.Hour
+	// DefaultDeleteGuard is an arena's delete_guard, in percent.
+	DefaultDeleteGuard = 50.0
 )
 
 // Cache limits when the file does not set them: 10% of the disk, and leave
@@ -97,6 +99,10 @@ type Arena struct {
 	Dir   string   // the real directory (absolute)
 	Pin   bool     // the arena's default mark: real everywhere below unless unpinned
 	Peers []string // names of the peers it is shared with; empty = every peer
+	// DeleteGuard is the share of the arena's files, in percent, that one
+	// batch of local deletions may remove before it is held for
+	// `realize approve`; 0 = no limit (docs/decisions/0017-delete-guard.md).
+	DeleteGuard float64
 }
 
 // Peer is another peer of the household.

@@ -58,6 +58,7 @@ name = "docs"
 dir = "docs"
 pin = true
 peers = ["nas"]
+delete_guard = "12.5%"
 [[arena]]
 name = "photos"
 dir = "` + filepath.Join(dir, "photos") + `"
@@ -90,12 +91,15 @@ key = "` + key2 + `"
 		"arenas":   2,
 		"docsdir":  filepath.Join(dir, "docs"),
 		"docspin":  true,
+		"guard":    12.5,
+		"photosgd": DefaultDeleteGuard,
 		"shared":   true,
 		"unshared": false,
 		"peerkey":  key1,
 		"deaf":     "",
 	}
 	docs, _ := c.Arena("docs")
+	photos, _ := c.Arena("photos")
 	nas, _ := c.Peer("nas")
 	phone, _ := c.Peer("phone")
 	got := map[string]any{
@@ -103,7 +107,7 @@ key = "` + key2 + `"
 		"rescan": c.Scan.Rescan, "debounce": c.Scan.Debounce, "workers": c.Scan.HashWorkers,
 		"audit": c.History.AuditKeep, "inactive": c.History.InactiveAfter,
 		"max": c.Cache.Max, "leave": c.Cache.Leave, "arenas": len(c.Arenas),
-		"docsdir": docs.Dir, "docspin": docs.Pin, "shared": docs.SharedWith("nas"), "unshared": docs.SharedWith("phone"),
+		"docsdir": docs.Dir, "docspin": docs.Pin, "guard": docs.DeleteGuard, "photosgd": photos.DeleteGuard, "shared": docs.SharedWith("nas"), "unshared": docs.SharedWith("phone"),
 		"peerkey": nas.Key.String(), "deaf": phone.Address,
 	}
 	for k, w := range want {
@@ -155,6 +159,10 @@ func TestLoadErrors(t *testing.T) {
 		{"nested arenas", head + "[[arena]]\nname = \"docs\"\ndir = \"docs\"\n[[arena]]\nname = \"sub\"\ndir = \"docs/sub\"\n", `8: arena.sub.dir: "` + filepath.Join(dir, "docs/sub") + `" overlaps arena.docs`},
 		{"arena in data", head + "[[arena]]\nname = \"d\"\ndir = \"data\"\n", `5: arena.d.dir: "` + filepath.Join(dir, "data") + `" is inside the data directory`},
 		{"arena no dir", head + "[[arena]]\nname = \"docs\"\n", `3: arena.docs.dir: required`},
+		{"bad delete guard", head + "[[arena]]\nname = \"docs\"\ndir = \"docs\"\ndelete_guard = \"half\"\n", `6: arena.docs.delete_guard: "half": want a share`},
+		{"delete guard over 100", head + "[[arena]]\nname = \"docs\"\ndir = \"docs\"\ndelete_guard = \"150%\"\n", `6: arena.docs.delete_guard: "150%"`},
+		{"delete guard without %", head + "[[arena]]\nname = \"docs\"\ndir = \"docs\"\ndelete_guard = \"50\"\n", `6: arena.docs.delete_guard: "50": want a share`},
+		{"delete guard not a string", head + "[[arena]]\nname = \"docs\"\ndir = \"docs\"\ndelete_guard = 50\n", `6: arena.docs.delete_guard: wrong type`},
 		{"unknown arena peer", head + "[[arena]]\nname = \"docs\"\ndir = \"docs\"\npeers = [\"nas\"]\n", `6: arena.docs.peers: no [[peer]] is called "nas"`},
 		{"bad peer key", head + "[[peer]]\nname = \"nas\"\nkey = \"abc\"\n", `5: peer.nas.key: not a peer key`},
 		{"no peer key", head + "[[peer]]\nname = \"nas\"\n", `3: peer.nas.key: required`},
@@ -210,7 +218,7 @@ func TestRenderRoundTrip(t *testing.T) {
 			t.Errorf("round trip: got %+v from %+v", c, tt)
 		}
 		for i, a := range tt.Arenas {
-			if got := c.Arenas[i]; string(got.Name) != a.Name || got.Dir != a.Dir || got.Pin != a.Pin {
+			if got := c.Arenas[i]; string(got.Name) != a.Name || got.Dir != a.Dir || got.Pin != a.Pin || got.DeleteGuard != DefaultDeleteGuard {
 				t.Errorf("arena %d: got %+v want %+v", i, got, a)
 			}
 		}
@@ -218,10 +226,27 @@ func TestRenderRoundTrip(t *testing.T) {
 		lines := strings.Split(string(doc), "\n")
 		for i, l := range lines {
 			if i > 0 && strings.Contains(l, " = ") && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "name") &&
-				!strings.HasPrefix(l, "dir") && !strings.HasPrefix(l, "pin") && !strings.HasPrefix(l, "peers") &&
+				!strings.HasPrefix(l, "dir") && !strings.HasPrefix(l, "pin") && !strings.HasPrefix(l, "peers") && !strings.HasPrefix(l, "delete_guard") &&
 				!strings.HasPrefix(lines[i-1], "#") {
 				t.Errorf("line %d %q has no comment above it", i+1, l)
 			}
+		}
+	}
+}
+
+func TestParseShare(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"50%", 50, true}, {" 12.5 % ", 12.5, true}, {"100%", 100, true}, {"0%", 0, true},
+		{"off", 0, true}, {"0", 0, true},
+		{"50", 0, false}, {"-1%", 0, false}, {"101%", 0, false}, {"NaN%", 0, false}, {"", 0, false}, {"on", 0, false},
+	} {
+		got, err := ParseShare(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseShare(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
 		}
 	}
 }

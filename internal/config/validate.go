@@ -50,10 +50,11 @@ type fileConfig struct {
 }
 
 type fileArena struct {
-	Name  string   `toml:"name"`
-	Dir   string   `toml:"dir"`
-	Pin   bool     `toml:"pin"`
-	Peers []string `toml:"peers"`
+	Name        string   `toml:"name"`
+	Dir         string   `toml:"dir"`
+	Pin         bool     `toml:"pin"`
+	Peers       []string `toml:"peers"`
+	DeleteGuard *string  `toml:"delete_guard"`
 }
 
 type filePeer struct {

@@ -39,6 +39,8 @@ type Backend interface {
 	Unpin(ctx context.Context, req PathRequest) (*UnpinReport, error)
 	// PathStatus reports on one path.
 	PathStatus(ctx context.Context, path string) (*PathStatus, error)
+	// Approve records deletions held by the delete guard.
+	Approve(ctx context.Context, req ApproveRequest) (*ApproveReport, error)
 }
 
 // ConflictRecord is one version of a contested path: the one the path
@@ -190,6 +192,11 @@ type ArenaStatus struct {
 	Watching     bool              `json:"watching"`          // fsnotify active (else rescans only)
 	Skipped      []SkippedPath     `json:"skipped,omitempty"` // paths that could not be indexed
 	Error        string            `json:"error,omitempty"`   // why the arena is not being indexed
+	// Held are deletions waiting for `realize approve`; absent when none.
+	Held *HeldDeletions `json:"held,omitempty"`
+	// SettlingDeletes are deletions found a moment ago, waiting for more
+	// before the delete guard judges them together.
+	SettlingDeletes int64 `json:"settling_deletes"`
 	// Bytes fetched from peers since the daemon started, and bytes found
 	// already present (resumed transfers, local copies of blocks).
 	ReceivedBytes  int64 `json:"received_bytes"`

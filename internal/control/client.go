@@ -142,6 +142,15 @@ func (c *Client) PathStatus(ctx context.Context, path string) (*PathStatus, erro
 	return &rep, nil
 }
 
+// Approve implements Backend.
+func (c *Client) Approve(ctx context.Context, req ApproveRequest) (*ApproveReport, error) {
+	var rep ApproveReport
+	if err := c.call(ctx, http.MethodPost, pathApprove, req, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
 // readStream reads an NDJSON stream of T, calling emit for each; the
 // daemon's error, if the stream ended with one, comes in the trailer.
 func readStream[T any](c *Client, ctx context.Context, path string, in any, op string, emit func(*T) error) error {

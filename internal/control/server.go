@@ -38,6 +38,7 @@ func NewServer(b Backend, logger *slog.Logger) *Server {
 	mux.HandleFunc("POST "+pathPin, s.pin)
 	mux.HandleFunc("POST "+pathUnpin, s.unpin)
 	mux.HandleFunc("POST "+pathPathStatus, s.pathStatus)
+	mux.HandleFunc("POST "+pathApprove, s.approve)
 	s.http = &http.Server{
 		Handler:           s.checkVersion(mux),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -204,6 +205,26 @@ func (s *Server) pathStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, err := s.backend.PathStatus(r.Context(), req.Paths[0])
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, rep)
+}
+
+func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
+	var req ApproveRequest
+	if err := readJSON(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Arena != "" {
+		if _, err := realize.ParseArenaName(string(req.Arena)); err != nil {
+			s.fail(w, r, &realize.Error{Op: "approve", Kind: realize.Invalid, Err: fmt.Errorf("%q is not an arena name", req.Arena)})
+			return
+		}
+	}
+	rep, err := s.backend.Approve(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return

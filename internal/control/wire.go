@@ -24,6 +24,7 @@ const (
 	pathUnpin  = "/v1/unpin"
 	// pathPathStatus is status of one path (POST: the path is in the body).
 	pathPathStatus = "/v1/status/path"
+	pathApprove    = "/v1/approve"
 )
 
 // wireError is a *realize.Error as JSON. The client rebuilds the same

@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/history"
 	"github.com/realizefs/realize/household"
+	"github.com/realizefs/realize/internal/config"
 	"github.com/realizefs/realize/real"
 )
 
@@ -35,6 +37,7 @@ func startArenas(ctx context.Context, d *Daemon) (*arenas, error) {
 			Hasher: hasher, Workers: d.cfg.Scan.HashWorkers,
 			Rescan: d.cfg.Scan.Rescan, Debounce: d.cfg.Scan.Debounce,
 			Exclude: []string{d.cfg.Data}, Logger: d.log, Clock: d.clock,
+			DeleteGuard: d.deleteGuard(ac.Name), Settle: deleteSettle,
 		})
 		if err != nil {
 			d.log.Error("arena not started", "arena", string(ac.Name), "err", err)
@@ -79,3 +82,20 @@ func (as *arenas) stop(ctx context.Context) error {
 }
 
 var _ realize.Signer = (*household.Identity)(nil)
+
+// deleteSettle is how long local deletions wait for more before the delete
+// guard judges them together (real/guard_settle.go): a large rm -rf
+// arrives as a batch per second, with gaps well under this
+// (docs/decisions/0017-delete-guard.md has the measurement).
+const deleteSettle = 2 * time.Second
+
+// deleteGuard returns an arena's delete_guard as the config in force says
+// (it applies live).
+func (d *Daemon) deleteGuard(name realize.ArenaName) func() float64 {
+	return func() float64 {
+		if ac, ok := d.config().Arena(name); ok {
+			return ac.DeleteGuard
+		}
+		return config.DefaultDeleteGuard
+	}
+}

@@ -106,6 +106,11 @@ func (b *backend) arenaStatus(ac config.Arena) (control.ArenaStatus, error) {
 		out.Files, out.Dirs, out.Symlinks, out.Bytes, out.UnrealFiles = c.Files, c.Dirs, c.Symlinks, c.Bytes, c.Unreal
 		head, err := b.log.Head(tx, ac.Name, b.self)
 		out.HistorySeq = head.Seq
+		if err != nil {
+			return err
+		}
+		hold, err := real.ReadHold(tx, ac.Name)
+		out.Held = heldStatus(hold, ac)
 		return err
 	})
 	if err != nil || live == nil {
@@ -114,6 +119,7 @@ func (b *backend) arenaStatus(ac config.Arena) (control.ArenaStatus, error) {
 	st, err := live.Status()
 	out.PendingHash, out.PendingBytes = st.PendingHash, st.PendingBytes
 	out.Scanning, out.Watching, out.LastScan = st.Scanning, st.Watching, st.LastScan
+	out.SettlingDeletes = st.SettlingDeletes
 	for _, s := range st.Skipped {
 		out.Skipped = append(out.Skipped, control.SkippedPath{Path: s.Path, Reason: s.Reason})
 	}

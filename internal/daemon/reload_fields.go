@@ -24,7 +24,8 @@ func restartFields(run, next *config.Config) []string {
 }
 
 // arenaChanges names arenas added, removed, or given another directory or
-// pin mark. Their peers lists apply live, so they are not compared.
+// pin mark. Their peers lists and delete guards apply live, so they are
+// not compared.
 func arenaChanges(run, next []config.Arena) []string {
 	var out []string
 	byName := make(map[string]config.Arena, len(run))

@@ -195,14 +195,15 @@ func TestEffectiveConfig(t *testing.T) {
 		next        config.Config
 		wantRestart []string
 		wantDocs    []string // docs' peers list in force
+		wantGuard   float64  // docs' delete guard in force
 		wantArenas  int
 	}{
-		{"peers and arena peers are live", config.Config{Name: "laptop", Listen: "0.0.0.0:1", Peers: []config.Peer{nas},
-			Arenas: []config.Arena{{Name: "docs", Dir: "/d"}, {Name: "photos", Dir: "/p", Peers: []string{"nas"}}}},
-			nil, nil, 2},
+		{"peers, arena peers and delete guards are live", config.Config{Name: "laptop", Listen: "0.0.0.0:1", Peers: []config.Peer{nas},
+			Arenas: []config.Arena{{Name: "docs", Dir: "/d", DeleteGuard: 20}, {Name: "photos", Dir: "/p", Peers: []string{"nas"}}}},
+			nil, nil, 20, 2},
 		{"the rest needs a restart", config.Config{Name: "desk", Listen: "", NFS: "x:1", Arenas: []config.Arena{
 			{Name: "docs", Dir: "/elsewhere", Peers: []string{"nas"}}, {Name: "music", Dir: "/m"}}},
-			[]string{"name", "listen", "nfs", "arena.docs", "arena.music", "arena.photos"}, []string{"nas"}, 2},
+			[]string{"name", "listen", "nfs", "arena.docs", "arena.music", "arena.photos"}, []string{"nas"}, 0, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,7 +213,7 @@ func TestEffectiveConfig(t *testing.T) {
 			}
 			eff := s.effective(&tt.next)
 			docs, _ := eff.Arena("docs")
-			if len(eff.Arenas) != tt.wantArenas || docs == nil || !slices.Equal(docs.Peers, tt.wantDocs) ||
+			if len(eff.Arenas) != tt.wantArenas || docs == nil || !slices.Equal(docs.Peers, tt.wantDocs) || docs.DeleteGuard != tt.wantGuard ||
 				eff.Name != start.Name || eff.Listen != start.Listen || len(eff.Peers) != len(tt.next.Peers) {
 				t.Errorf("effective config %+v", eff)
 			}

@@ -89,6 +89,16 @@ func (s *shareArena) abs(op string, path realize.Path) (string, error) {
 	return abs, nil
 }
 
+// lookup returns path's record as the mount shows it: a removal the
+// delete guard holds (real/guard.go) shows as nothing there.
+func (s *shareArena) lookup(path realize.Path) (*real.Record, error) {
+	rec, err := s.a.Lookup(path)
+	if err != nil || rec == nil || !s.a.HeldDeletion(path) {
+		return rec, err
+	}
+	return nil, nil
+}
+
 func nodeOf(name realize.Path, info fs.FileInfo, target string) nfs.Node {
 	m := realize.Meta{MTime: info.ModTime().UnixNano()}
 	switch {
@@ -119,7 +129,7 @@ func (s *shareArena) Stat(ctx context.Context, path realize.Path) (nfs.Node, err
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nfs.Node{}, s.osErr("stat", path, err)
 	}
-	rec, err := s.a.Lookup(path)
+	rec, err := s.lookup(path)
 	if err != nil {
 		return nfs.Node{}, err
 	}
@@ -162,7 +172,7 @@ func (s *shareArena) List(ctx context.Context, dir realize.Path) ([]nfs.Node, er
 		return nil, err
 	}
 	for name, rec := range kids {
-		if !seen[name] && rec.IsUnreal() {
+		if !seen[name] && rec.IsUnreal() && !s.a.HeldDeletion(dir.Join(name)) {
 			out = append(out, nfs.Node{Name: realize.Path(name), Meta: rec.Meta})
 		}
 	}
@@ -188,7 +198,7 @@ func (s *shareArena) Open(ctx context.Context, path realize.Path) (nfs.ReadFile,
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, s.osErr("open", path, err)
 	}
-	rec, err := s.a.Lookup(path)
+	rec, err := s.lookup(path)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +267,7 @@ func (s *shareArena) OpenWrite(ctx context.Context, path realize.Path, create, t
 
 // realizeIfUnreal fetches an unreal file's bytes and makes it real.
 func (s *shareArena) realizeIfUnreal(ctx context.Context, path realize.Path) error {
-	rec, err := s.a.Lookup(path)
+	rec, err := s.lookup(path)
 	if err != nil || !rec.IsUnreal() {
 		return err
 	}
@@ -273,7 +283,7 @@ func (s *shareArena) Mkdir(ctx context.Context, path realize.Path) error {
 	if err != nil {
 		return err
 	}
-	if rec, _ := s.a.Lookup(path); rec.IsUnreal() {
+	if rec, _ := s.lookup(path); rec.IsUnreal() {
 		return s.err("mkdir", path, realize.Exist, fs.ErrExist)
 	}
 	if err := os.Mkdir(abs, 0o755); err != nil {
@@ -288,7 +298,7 @@ func (s *shareArena) Symlink(ctx context.Context, path realize.Path, target stri
 	if err != nil {
 		return err
 	}
-	if rec, _ := s.a.Lookup(path); rec.IsUnreal() {
+	if rec, _ := s.lookup(path); rec.IsUnreal() {
 		return s.err("symlink", path, realize.Exist, fs.ErrExist)
 	}
 	if err := os.Symlink(target, abs); err != nil {
@@ -305,7 +315,7 @@ func (s *shareArena) Remove(ctx context.Context, path realize.Path) error {
 	}
 	info, err := os.Lstat(abs)
 	if errors.Is(err, fs.ErrNotExist) {
-		if rec, _ := s.a.Lookup(path); rec.IsUnreal() {
+		if rec, _ := s.lookup(path); rec.IsUnreal() {
 			return s.a.RemoveUnreal(ctx, path)
 		}
 		return s.err("remove", path, realize.NotExist, fs.ErrNotExist)
@@ -337,7 +347,7 @@ func (s *shareArena) Rename(ctx context.Context, from, to realize.Path) error {
 	}
 	info, err := os.Lstat(src)
 	if errors.Is(err, fs.ErrNotExist) {
-		if rec, _ := s.a.Lookup(from); rec.IsUnreal() {
+		if rec, _ := s.lookup(from); rec.IsUnreal() {
 			return s.a.RenameUnreal(ctx, from, to)
 		}
 		return s.err("rename", from, realize.NotExist, fs.ErrNotExist)

@@ -208,6 +208,7 @@ type status struct {
 		Scanning    bool      `json:"scanning"`
 		Received    int64     `json:"received_bytes"`
 		Reused      int64     `json:"reused_bytes"`
+		Settling    int64     `json:"settling_deletes"`
 	} `json:"arenas"`
 	Peers []struct {
 		Name      string `json:"name"`
@@ -227,12 +228,14 @@ func (p *peer) status() status {
 	return s
 }
 
-// waitIndexed waits until the first full scan is done and nothing is pending.
+// waitIndexed waits until the first full scan is done and nothing is
+// pending (files to hash, deletions settling).
 func (p *peer) waitIndexed(limit time.Duration) {
 	p.t.Helper()
 	p.waitFor("indexing to finish", limit, func() bool {
 		s := p.status()
-		return len(s.Arenas) == 1 && !s.Arenas[0].LastScan.IsZero() && !s.Arenas[0].Scanning && s.Arenas[0].PendingHash == 0
+		return len(s.Arenas) == 1 && !s.Arenas[0].LastScan.IsZero() && !s.Arenas[0].Scanning && s.Arenas[0].PendingHash == 0 &&
+			s.Arenas[0].Settling == 0
 	})
 }
 

@@ -143,6 +143,26 @@ else
 	kt_log "KNOWN ISSUE: w.txt never reached A ($(ls -a /p/a/home | grep -c realize-tmp) temporary files left there)"
 fi
 
+# 6. rm -rf of most of the arena through B's overlay (a whiteout over a
+# directory of unreal files) is held by B's delete guard: gone from B's
+# mount, kept on A, shown by status, until `realize approve`.
+mark
+mkdir -p /p/a/home/bulk
+i=0
+while [ $i -lt 40 ]; do echo "bulk $i" >/p/a/home/bulk/f$i; i=$((i + 1)); done
+kt_wait_until 150 0.1 sh -c "$R --config /p/b/config.toml log | grep -q bulk/f39"
+kt_must rm -rf /mb/home/bulk
+kt_assert_missing /mb/home/bulk
+kt_wait_until 100 0.1 sh -c "$R --config /p/b/config.toml status --json | grep -q '\"held\":{'"
+kt_step sh -c "$R --config /p/b/config.toml status | grep -A3 HELD"
+kt_log "timing: rm -rf of 40 files through B's mount -> held on B: $(since)"
+kt_check "A keeps the files while B holds their deletion" [ -f /p/a/home/bulk/f39 ]
+kt_check "the whiteout stays while held" [ -e /p/b/home/bulk ]
+kt_must rb approve home
+kt_wait_until 100 0.1 sh -c "[ ! -e /p/a/home/bulk ]"
+kt_wait_until 50 0.1 sh -c "[ ! -e /p/b/home/bulk ]"
+kt_log "timing: approve on B -> gone from A's disk: $(since)"
+
 kt_must rb umount /mb
 kt_must ra umount /ma
 kt_check "umount left nothing mounted" sh -c "! grep -qE ' /m[ab]' /proc/mounts"
