@@ -94,7 +94,14 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 	var err error
 	for range maxAttempts {
 		err = ap.Arena.Place(ctx, path, func(local []realize.Alternative) (*real.Change, error) {
-			ch := ap.change(local, incoming)
+			in := incoming
+			if len(local) == 0 {
+				var err error
+				if in, err = ap.unknown(incoming); err != nil || len(in) == 0 {
+					return nil, err
+				}
+			}
+			ch := ap.change(local, in)
 			if ch != nil && ch.Fill != nil && !ap.keepReal(path, ch.Result.Meta.Blob) {
 				ch.Fill, ch.Unreal = nil, true
 			}
@@ -105,6 +112,26 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 		}
 	}
 	return err
+}
+
+// unknown filters the versions arriving at a path this peer has no record
+// of down to those it has not decided before. A version whose origin's
+// counter is within what this peer knows of that origin was decided here
+// already; no record now means a deletion followed it and its tombstone
+// has since been dropped (trimming): taking the version again would bring
+// a deleted file back.
+func (ap *Applier) unknown(incoming []realize.Alternative) ([]realize.Alternative, error) {
+	known, err := ap.Arena.Known()
+	if err != nil {
+		return nil, err
+	}
+	var out []realize.Alternative
+	for _, a := range incoming {
+		if a.Origin.IsZero() || a.Version[a.Origin] > known[a.Origin] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // change turns a decision into what Place does.
