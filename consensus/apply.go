@@ -94,12 +94,9 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 	var err error
 	for range maxAttempts {
 		err = ap.Arena.Place(ctx, path, func(local []realize.Alternative) (*real.Change, error) {
-			in := incoming
-			if len(local) == 0 {
-				var err error
-				if in, err = ap.unknown(incoming); err != nil || len(in) == 0 {
-					return nil, err
-				}
+			in, err := ap.unknown(incoming)
+			if err != nil || len(in) == 0 {
+				return nil, err
 			}
 			ch := ap.change(local, in)
 			if ch != nil && ch.Fill != nil && !ap.keepReal(path, ch.Result.Meta.Blob) {
@@ -114,12 +111,14 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 	return err
 }
 
-// unknown filters the versions arriving at a path this peer has no record
-// of down to those it has not decided before. A version whose origin's
-// counter is within what this peer knows of that origin was decided here
-// already; no record now means a deletion followed it and its tombstone
-// has since been dropped (trimming): taking the version again would bring
-// a deleted file back.
+// unknown filters incoming versions down to those this peer has not
+// decided before. A version whose origin's counter is within what this
+// peer knows of that origin (history.Log.Known) was decided here already,
+// and the path's frontier has covered it ever since — unless a deletion
+// followed it and the deletion's tombstone was dropped (trimming). Taking
+// such a version again would bring the deleted file back, or, where the
+// path was created anew since, set a conflict against a deletion that
+// happened before it. Everywhere else dropping it changes nothing.
 func (ap *Applier) unknown(incoming []realize.Alternative) ([]realize.Alternative, error) {
 	known, err := ap.Arena.Known()
 	if err != nil {

@@ -17,7 +17,8 @@ import (
 //     (something indexed but not recorded — when the log is not trimmed —
 //     or recorded but not indexed);
 //   - a path whose last entry is a removal is still live in the index;
-//   - the same state was recorded twice in a row for a path;
+//   - the same state was recorded twice in a row for a path (a rename or
+//     a conflict, which change the version alone, aside);
 //   - a live file's blob record is missing or its blocks do not add up;
 //   - a blob's reference count is not the number of live records using it
 //     (blobs are shared by every arena of the peer, so all arenas count).
@@ -84,7 +85,11 @@ func replay(tx *bolt.Tx, arena realize.ArenaName, log *history.Log, self realize
 			want[e.From] = nil
 		}
 		m := state{Meta: e.Meta, Unreal: e.Unreal}
-		if prev := want[e.Path]; prev != nil && *prev == m && e.Op != realize.OpRename {
+		// A rename, and a conflict that keeps the shown version (a
+		// concurrent deletion met an edit), record a new version of the
+		// same state.
+		same := e.Op != realize.OpRename && e.Op != realize.OpConflict
+		if prev := want[e.Path]; prev != nil && *prev == m && same {
 			return fmt.Errorf("%s: the same state recorded twice (entry %d)", e.Path, e.Seq)
 		}
 		want[e.Path] = &m

@@ -13,13 +13,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/consensus"
 	"github.com/realizefs/realize/history"
 	"github.com/realizefs/realize/internal/store"
 	"github.com/realizefs/realize/real"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Arena is the one arena every harness peer shares.
@@ -34,6 +37,8 @@ type Peer struct {
 	Log   *history.Log
 	Arena *real.Arena
 	repl  *consensus.Replicator
+	// Trimmer trims this peer's history (its Peers are the other peers).
+	Trimmer *consensus.Trimmer
 	// Stats counts bytes this peer received from other peers.
 	Stats consensus.FetchStats
 }
@@ -50,6 +55,9 @@ type Household struct {
 	t      testing.TB
 	Peers  []*Peer
 	linked [][]bool
+	// Clock is every peer's clock for history (entry times, when peers
+	// were last heard from): tests move it to make peers inactive.
+	Clock *Clock
 }
 
 type signer struct{ priv ed25519.PrivateKey }
@@ -62,7 +70,7 @@ func Verify(p realize.PeerID, msg, sig []byte) bool { return ed25519.Verify(p[:]
 
 // New starts n connected peers.
 func New(t testing.TB, n int) *Household {
-	h := &Household{t: t}
+	h := &Household{t: t, Clock: NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))}
 	for i := 0; i < n; i++ {
 		h.Peers = append(h.Peers, h.newPeer(i))
 	}
@@ -75,7 +83,7 @@ func (h *Household) newPeer(i int) *Peer {
 	seed[0], seed[1] = byte(i+1), 0x5a
 	s := signer{ed25519.NewKeyFromSeed(seed)}
 	dir := h.t.TempDir()
-	p := &Peer{Index: i, ID: s.ID(), Root: filepath.Join(dir, "real"), Log: history.New(s.ID(), s, nil)}
+	p := &Peer{Index: i, ID: s.ID(), Root: filepath.Join(dir, "real"), Log: history.New(s.ID(), s, h.Clock)}
 	for _, d := range []string{p.Root, filepath.Join(dir, "data")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			h.t.Fatal(err)
@@ -93,7 +101,30 @@ func (h *Household) newPeer(i int) *Peer {
 	}
 	applier := &consensus.Applier{Arena: p.Arena, Fetch: &consensus.BlockFetcher{Source: &source{h: h, to: p}, Local: p.Arena, Stats: &p.Stats}}
 	p.repl = &consensus.Replicator{DB: db, Log: p.Log, Self: p.ID, Arena: Arena, Applier: applier, Verify: Verify}
+	p.Trimmer = &consensus.Trimmer{DB: db, Log: p.Log, Self: p.ID, Arena: p.Arena, Clock: h.Clock,
+		InactiveAfter: 30 * 24 * time.Hour, Peers: func() []realize.PeerID { return h.others(p) }}
 	return p
+}
+
+// others lists the ids of every peer but p.
+func (h *Household) others(p *Peer) []realize.PeerID {
+	var out []realize.PeerID
+	for _, o := range h.Peers {
+		if o != p {
+			out = append(out, o.ID)
+		}
+	}
+	return out
+}
+
+// Trim runs every peer's trimmer once.
+func (h *Household) Trim(ctx context.Context) error {
+	for _, p := range h.Peers {
+		if _, err := p.Trimmer.Trim(ctx); err != nil {
+			return fmt.Errorf("peer %d trimming: %w", p.Index, err)
+		}
+	}
+	return nil
 }
 
 // Partition splits the household: peers talk only within their group.
@@ -151,12 +182,18 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 				if realize.KindOf(err) == realize.Unavailable {
 					err = nil // a catch-up waiting for bytes: the next round tries again
 				}
+				if err == nil {
+					err = ack(from, to)
+				}
 				if err != nil {
 					return fmt.Errorf("peer %d from %d: %w", to.Index, from.Index, err)
 				}
 				moved = moved || n > 0
 			}
 			applied, err := to.repl.ApplyPending(ctx)
+			if realize.KindOf(err) == realize.Unavailable {
+				err = nil // entries waiting for bytes: the next round tries again
+			}
 			if err != nil {
 				return fmt.Errorf("peer %d applying: %w", to.Index, err)
 			}
@@ -167,6 +204,64 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 		}
 	}
 	return fmt.Errorf("no convergence after %d rounds", maxRounds)
+}
+
+// ack tells from how far to has stored each log from offers, as a
+// daemon does after every pull (the Ack message): from hears from to.
+func ack(from, to *Peer) error {
+	var heads []history.LogHead
+	err := from.DB.View(func(tx *bolt.Tx) (err error) { heads, err = from.Log.Heads(tx, Arena); return err })
+	if err != nil {
+		return err
+	}
+	stored := make(map[realize.PeerID]uint64, len(heads))
+	err = to.DB.View(func(tx *bolt.Tx) error {
+		for _, h := range heads {
+			head, err := to.Log.Head(tx, Arena, h.Peer)
+			if err != nil {
+				return err
+			}
+			stored[h.Peer] = head.Seq
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return from.DB.Update(func(tx *bolt.Tx) error {
+		if err := from.Log.Heard(tx, to.ID); err != nil {
+			return err
+		}
+		for author, seq := range stored {
+			if err := from.Log.SetAck(tx, Arena, to.ID, author, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Clock is a settable clock, safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock stopped at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // source serves blocks from the linked peers' real directories, through

@@ -8,21 +8,36 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRandomizedConvergence: seeded, bounded runs of random creates,
 // edits, renames (within and across directories), deletes and empty
-// directories on every peer, under random partitions. After each heal it
-// asserts convergence (every peer holds the same tree and lists the same
-// conflicts) and zero loss: every version a side of the partition made is,
-// after the heal, at its path on every peer or kept as a conflict loser.
+// directories on every peer, under random partitions that may last long
+// enough (weeks of the harness clock) for the peers cut off to turn
+// inactive, with every peer trimming its history all along. After each
+// heal it asserts convergence (every peer holds the same tree and lists
+// the same conflicts), zero loss (every version a side of the partition
+// made is, after the heal, at its path on every peer or kept as a conflict
+// loser) and no zombie (a file one side deleted and no other side touched
+// does not come back). At the end, with every peer active and up to date,
+// trimming leaves every log at its head and no tombstone.
 func TestRandomizedConvergence(t *testing.T) {
 	seeds := 12
 	if testing.Short() {
 		seeds = 3
 	}
+	catchUps := int64(0)
 	for seed := 1; seed <= seeds; seed++ {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { randomRun(t, uint64(seed)) })
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			h := randomRun(t, uint64(seed))
+			for _, p := range h.Peers {
+				catchUps += p.repl.CatchUps.Load()
+			}
+		})
+	}
+	if !t.Failed() && catchUps == 0 {
+		t.Error("no peer ever caught up by snapshot: trimming and inactivity were not exercised")
 	}
 }
 
@@ -31,25 +46,39 @@ func randomRun(t *testing.T, seed uint64) (h *Household) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	n := 3 + rng.IntN(2)
 	h = New(t, n)
+	const day = 24 * time.Hour
 	for _, p := range h.Peers {
+		p.Trimmer.InactiveAfter = 20 * day
+		if seed%2 == 0 {
+			p.Trimmer.AuditKeep = 10 * day // else 0: only the working log is kept
+		}
 		for d := 0; d < 3; d++ {
 			os.MkdirAll(filepath.Join(p.Root, fmt.Sprint("d", d)), 0o755)
 		}
 	}
 	converge(t, h)
-	for epoch := 0; epoch < 4; epoch++ {
+	for phase := 0; phase < 5; phase++ {
 		base, _ := TreeOf(h.Peers[0])
+		baseRecs := records(t, h.Peers[0])
 		sides := randomSides(rng, n)
 		h.Partition(sides...)
-		for step := 0; step < 3; step++ {
-			for k := 0; k < 6; k++ {
-				randomOp(t, rng, h.Peers[rng.IntN(n)], epoch, step, k)
-			}
-			if err := h.Converge(t.Context(), 30); err != nil {
-				t.Fatalf("epoch %d step %d, within sides: %v", epoch, step, err)
+		periods := 1 + rng.IntN(3) // a long partition: inactive peers
+		for period := 0; period < periods; period++ {
+			h.Clock.Advance(time.Duration(4+rng.IntN(9)) * day)
+			for step := 0; step < 2; step++ {
+				for k := 0; k < 6; k++ {
+					randomOp(t, rng, h.Peers[rng.IntN(n)], phase, period*2+step, k)
+				}
+				if err := h.Converge(t.Context(), 30); err != nil {
+					t.Fatalf("phase %d period %d step %d, within sides: %v", phase, period, step, err)
+				}
+				if err := h.Trim(t.Context()); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		made := newVersions(t, h, sides, base)
+		gone := deletedAlone(t, h, sides, baseRecs)
 		h.Heal()
 		if err := h.Converge(t.Context(), 30); err != nil {
 			t.Error(err)
@@ -60,7 +89,12 @@ func randomRun(t *testing.T, seed uint64) (h *Household) {
 			return h
 		}
 		checkNoLoss(t, h, made)
+		checkNoZombie(t, h, gone)
+		if err := h.Trim(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
+	checkTrimmed(t, h, seed%2 == 1)
 	return h
 }
 
