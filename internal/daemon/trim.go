@@ -120,4 +120,3 @@ func (n *network) peerActivity(tx *bolt.Tx, peer realize.PeerID, connected bool)
 	}
 	return seen, n.d.clock.Now().Sub(seen) > n.d.config().History.InactiveAfter
 }
-

@@ -125,4 +125,3 @@ func checkLogs(t *testing.T, p *Peer, headOnly bool) {
 		t.Fatal(err)
 	}
 }
-
