@@ -9,6 +9,8 @@ import (
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/consensus"
+	"github.com/realizefs/realize/unreal/listing"
+	"github.com/zeebo/blake3"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -187,5 +189,118 @@ func TestNoZombieFromLaggingSnapshot(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(p.Root, "x.txt")); err == nil {
 			t.Errorf("peer %d: x.txt came back", p.Index)
 		}
+	}
+}
+
+// TestCatchUpReplacesHolders: what b knew of the files a holds came from
+// a's log. When b catches up on that log by snapshot, what a's snapshot
+// says a holds replaces it: a file a deleted meanwhile (in entries b never
+// got) is no longer counted as a copy on a, one a still has still is.
+func TestCatchUpReplacesHolders(t *testing.T) {
+	h := New(t, 2)
+	a, b := h.Peers[0], h.Peers[1]
+	write(t, a, "keep.txt", "kept on a")
+	write(t, a, "gone.txt", "deleted on a")
+	converge(t, h)
+	keep, gone := realize.Hash(blake3.Sum256([]byte("kept on a"))), realize.Hash(blake3.Sum256([]byte("deleted on a")))
+	holders := func(blob realize.Hash) []realize.PeerID {
+		var out []realize.PeerID
+		b.DB.View(func(tx *bolt.Tx) error { out = listing.Holders(tx, blob, b.ID); return nil })
+		return out
+	}
+	if !slices.Contains(holders(gone), a.ID) {
+		t.Fatal("b does not know a holds gone.txt to begin with")
+	}
+	h.Partition([]int{0}, []int{1})
+	os.Remove(filepath.Join(a.Root, "gone.txt"))
+	write(t, a, "later.txt", "later")
+	if err := h.Converge(t.Context(), 20); err != nil {
+		t.Fatal(err)
+	}
+	a.DB.Update(func(tx *bolt.Tx) error {
+		head, _ := a.Log.Head(tx, Arena, a.ID)
+		_, err := a.Log.DropBefore(tx, Arena, a.ID, head.Seq)
+		return err
+	})
+	h.Heal()
+	converge(t, h)
+	if b.repl.CatchUps.Load() == 0 {
+		t.Fatal("b did not catch up by snapshot")
+	}
+	if slices.Contains(holders(gone), a.ID) {
+		t.Error("b still counts a's deleted copy of gone.txt")
+	}
+	if !slices.Contains(holders(keep), a.ID) {
+		t.Error("b forgot that a holds keep.txt")
+	}
+}
+
+// TestCatchUpAppliesStoredEntriesFirst: b stored a's deletion of x but
+// could not apply it yet (an earlier entry waits for bytes) when it went
+// silent; a and c, having everyone's word that
+// they stored the deletion, dropped their tombstones and trimmed past b's
+// copies. When b catches up by snapshot (which no longer shows x), the
+// deletion it stored must still be applied, not thrown away with its copy
+// of the log.
+func TestCatchUpAppliesStoredEntriesFirst(t *testing.T) {
+	h := New(t, 3)
+	a, b := h.Peers[0], h.Peers[1] // and c, which stays in touch with a
+	for _, p := range h.Peers {
+		p.Trimmer.InactiveAfter = month
+	}
+	write(t, a, "x.txt", "soon deleted")
+	converge(t, h)
+	converge(t, h)
+	h.Partition([]int{0, 2}, []int{1})
+	write(t, a, "0.txt", "its bytes are out of b's reach")
+	if err := h.Converge(t.Context(), 20); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(a.Root, "x.txt"))
+	if err := h.Converge(t.Context(), 20); err != nil {
+		t.Fatal(err)
+	}
+	// b stores the deletion, in a's log and in c's, and tells both; it
+	// cannot apply it: 0.txt comes first, and no peer b reaches has it.
+	for _, src := range []*Peer{a, h.Peers[2]} {
+		if _, err := b.repl.Pull(t.Context(), consensus.LocalSource{DB: src.DB, Log: src.Log, Arena: src.Arena}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ack(src, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Clock.Advance(month + 24*time.Hour)
+	for _, f := range []string{"later1.txt", "later2.txt", ""} {
+		if f != "" {
+			write(t, a, f, f)
+		}
+		if err := h.Converge(t.Context(), 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Trim(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*Peer{a, h.Peers[2]} {
+		if r := records(t, p)["x.txt"]; r != nil {
+			t.Fatalf("peer %d kept the tombstone: %+v", p.Index, r)
+		}
+	}
+	if r := records(t, b)["x.txt"]; r == nil || r.Deleted {
+		t.Fatal("b applied the deletion: the test needs it waiting")
+	}
+	var bHas uint64
+	b.DB.View(func(tx *bolt.Tx) error { h, _ := b.Log.Head(tx, Arena, a.ID); bHas = h.Seq; return nil })
+	if first, _ := retained(t, a, a.ID); first <= bHas+1 {
+		t.Fatalf("a keeps its log from %d, b has up to %d: no catch-up would happen", first, bHas)
+	}
+	h.Heal()
+	converge(t, h)
+	if b.repl.CatchUps.Load() == 0 {
+		t.Fatal("b did not catch up by snapshot")
+	}
+	if _, err := os.Stat(filepath.Join(b.Root, "x.txt")); err == nil {
+		t.Error("x.txt is back on b: the deletion b had stored was lost at catch-up")
 	}
 }
