@@ -77,11 +77,14 @@ type state struct {
 func replay(tx *bolt.Tx, arena realize.ArenaName, log *history.Log, self realize.PeerID) (map[realize.Path]*state, error) {
 	want := map[realize.Path]*state{}
 	err := log.Scan(tx, arena, self, 0, func(e *realize.Entry, _ realize.Hash) error {
-		switch e.Op {
-		case realize.OpRemove, realize.OpRmdir:
+		switch {
+		case e.Op == realize.OpRemove, e.Op == realize.OpRmdir:
 			want[e.Path] = nil
 			return nil
-		case realize.OpRename:
+		case e.Op == realize.OpConflict && e.Meta.Kind == realize.KindNone:
+			want[e.Path] = nil // concurrent deletions: the path is removed
+			return nil
+		case e.Op == realize.OpRename:
 			want[e.From] = nil
 		}
 		m := state{Meta: e.Meta, Unreal: e.Unreal}

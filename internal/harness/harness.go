@@ -11,6 +11,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -58,6 +59,7 @@ type Household struct {
 	// Clock is every peer's clock for history (entry times, when peers
 	// were last heard from): tests move it to make peers inactive.
 	Clock *Clock
+	acked map[[2]int]acked // what from (0) last told to (1)
 }
 
 type signer struct{ priv ed25519.PrivateKey }
@@ -183,7 +185,7 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 					err = nil // a catch-up waiting for bytes: the next round tries again
 				}
 				if err == nil {
-					err = ack(from, to)
+					err = h.ack(from, to)
 				}
 				if err != nil {
 					return fmt.Errorf("peer %d from %d: %w", to.Index, from.Index, err)
@@ -206,13 +208,48 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 	return fmt.Errorf("no convergence after %d rounds", maxRounds)
 }
 
-// ack tells from how far to has stored each log from offers, as a
-// daemon does after every pull (the Ack message): from hears from to.
-func ack(from, to *Peer) error {
+// acked is what one peer last told another.
+type acked struct {
+	at     time.Time
+	stored map[realize.PeerID]uint64
+}
+
+// ack tells from how far to has stored each log from offers, as a daemon
+// does after every pull (the Ack message): from hears from to. An ack
+// that would say nothing new at the same time is skipped: it saves a
+// commit per pair of peers per round.
+func (h *Household) ack(from, to *Peer) error {
+	stored, err := storedHeads(from, to)
+	if err != nil {
+		return err
+	}
+	if h.acked == nil {
+		h.acked = map[[2]int]acked{}
+	}
+	k, now := [2]int{from.Index, to.Index}, h.Clock.Now()
+	if last, ok := h.acked[k]; ok && last.at.Equal(now) && maps.Equal(last.stored, stored) {
+		return nil
+	}
+	h.acked[k] = acked{now, stored}
+	return from.DB.Update(func(tx *bolt.Tx) error {
+		if err := from.Log.Heard(tx, to.ID); err != nil {
+			return err
+		}
+		for author, seq := range stored {
+			if err := from.Log.SetAck(tx, Arena, to.ID, author, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// storedHeads returns how far to has stored each log from offers.
+func storedHeads(from, to *Peer) (map[realize.PeerID]uint64, error) {
 	var heads []history.LogHead
 	err := from.DB.View(func(tx *bolt.Tx) (err error) { heads, err = from.Log.Heads(tx, Arena); return err })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	stored := make(map[realize.PeerID]uint64, len(heads))
 	err = to.DB.View(func(tx *bolt.Tx) error {
@@ -225,20 +262,7 @@ func ack(from, to *Peer) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return from.DB.Update(func(tx *bolt.Tx) error {
-		if err := from.Log.Heard(tx, to.ID); err != nil {
-			return err
-		}
-		for author, seq := range stored {
-			if err := from.Log.SetAck(tx, Arena, to.ID, author, seq); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return stored, err
 }
 
 // Clock is a settable clock, safe for concurrent use.

@@ -140,7 +140,7 @@ func TestNoZombieFromLaggingSnapshot(t *testing.T) {
 		if _, err := to.repl.Pull(t.Context(), consensus.LocalSource{DB: from.DB, Log: from.Log, Arena: from.Arena}); err != nil {
 			t.Fatal(err)
 		}
-		if err := ack(from, to); err != nil {
+		if err := h.ack(from, to); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -266,7 +266,7 @@ func TestCatchUpAppliesStoredEntriesFirst(t *testing.T) {
 		if _, err := b.repl.Pull(t.Context(), consensus.LocalSource{DB: src.DB, Log: src.Log, Arena: src.Arena}); err != nil {
 			t.Fatal(err)
 		}
-		if err := ack(src, b); err != nil {
+		if err := h.ack(src, b); err != nil {
 			t.Fatal(err)
 		}
 	}
