@@ -60,6 +60,9 @@ type Household struct {
 	// were last heard from): tests move it to make peers inactive.
 	Clock *Clock
 	acked map[[2]int]acked // what from (0) last told to (1)
+	// Trimmed sums what every Trim did: entries and tombstones dropped,
+	// and each time a peer was found inactive.
+	Trimmed consensus.TrimReport
 }
 
 type signer struct{ priv ed25519.PrivateKey }
@@ -122,9 +125,13 @@ func (h *Household) others(p *Peer) []realize.PeerID {
 // Trim runs every peer's trimmer once.
 func (h *Household) Trim(ctx context.Context) error {
 	for _, p := range h.Peers {
-		if _, err := p.Trimmer.Trim(ctx); err != nil {
+		rep, err := p.Trimmer.Trim(ctx)
+		if err != nil {
 			return fmt.Errorf("peer %d trimming: %w", p.Index, err)
 		}
+		h.Trimmed.Entries += rep.Entries
+		h.Trimmed.Tombstones += rep.Tombstones
+		h.Trimmed.Inactive = append(h.Trimmed.Inactive, rep.Inactive...)
 	}
 	return nil
 }
