@@ -191,8 +191,9 @@ func (r *Replicator) applyAll(ctx context.Context, author realize.PeerID) error 
 	return err
 }
 
-// heldBy returns what records, during a catch-up on author's log, what a
-// snapshot says author holds: only a snapshot from author itself says so.
+// heldBy returns the writer that records, during a catch-up on author's
+// log, the files the snapshot says author holds: only a snapshot from
+// author itself says so.
 func (r *Replicator) heldBy(src LogSource, author realize.PeerID) *heldWriter {
 	w := &heldWriter{db: r.DB, arena: r.Arena}
 	if p, ok := src.(Peered); ok && p.Peer() == author {

@@ -44,6 +44,8 @@ func benchHistory(ctx context.Context, o Options) ([]Row, error) {
 	}
 	n := fmt.Sprintf("%dk changes", o.HistoryChanges/1000)
 	fresh := pick(func(r historyRun) float64 { return r.freshMB })
+	mb := pick(func(r historyRun) float64 { return r.beforeMB })
+	readMax, readBase := pick(func(r historyRun) float64 { return r.fullReadMaxMs }), pick(func(r historyRun) float64 { return r.baseReadMaxMs })
 	trimmed := pick(func(r historyRun) float64 { return r.compactedMB })
 	return []Row{
 		{Name: "history: entries after " + n, Value: pick(func(r historyRun) float64 { return float64(r.entries) }), Unit: "entries"},
@@ -55,8 +57,14 @@ func benchHistory(ctx context.Context, o Options) ([]Row, error) {
 		{Name: "history: trimming time", Value: pick(func(r historyRun) float64 { return r.trimSec }), Unit: "s"},
 		{Name: "history: DB size after trimming + compaction", Value: trimmed, Unit: "MB",
 			Baseline: "fresh index of the same tree", Ratio: trimmed / fresh, Goal: "<= 1.5x", Met: met(trimmed <= 1.5*fresh)},
-		{Name: "compaction: writers held", Value: pick(func(r historyRun) float64 { return r.writersMs }), Unit: "ms"},
-		{Name: "compaction: longest read meanwhile", Value: pick(func(r historyRun) float64 { return r.readMaxMs }), Unit: "ms"},
+		{Name: "compaction after trimming: writers held", Value: pick(func(r historyRun) float64 { return r.writersMs }), Unit: "ms"},
+		{Name: "compaction after trimming: longest read meanwhile", Value: pick(func(r historyRun) float64 { return r.readMaxMs }), Unit: "ms"},
+		{Name: fmt.Sprintf("compaction of all %.0f MB, a write every 100 ms: time", mb), Value: pick(func(r historyRun) float64 { return r.fullSec }), Unit: "s"},
+		{Name: fmt.Sprintf("compaction of all %.0f MB, a write every 100 ms: copies", mb), Value: pick(func(r historyRun) float64 { return float64(r.fullCopies) }), Unit: "copies"},
+		{Name: fmt.Sprintf("compaction of all %.0f MB, a write every 100 ms: put off (busy)", mb), Value: pick(func(r historyRun) float64 { return r.fullPutOff }), Unit: "yes=1"},
+		{Name: fmt.Sprintf("compaction of all %.0f MB, a write every 100 ms: writers held", mb), Value: pick(func(r historyRun) float64 { return r.fullWritersMs }), Unit: "ms"},
+		{Name: fmt.Sprintf("compaction of all %.0f MB, a write every 100 ms: longest read", mb), Value: readMax, Unit: "ms",
+			Baseline: "same loops, no compaction", Ratio: readMax / readBase},
 	}, nil
 }
 
@@ -64,6 +72,11 @@ type historyRun struct {
 	entries, kept, tombstones      int
 	beforeMB, compactedMB, freshMB float64
 	trimSec, writersMs, readMaxMs  float64
+	// compacting before trimming (every byte live) with writes going on
+	fullSec, fullWritersMs, fullReadMaxMs float64
+	fullCopies                            int
+	baseReadMaxMs                         float64 // the same loops as long, without compaction
+	fullPutOff                            float64 // 1: put off (store.Compact said busy)
 }
 
 // historyOnce runs the changes on a fresh peer, trims, compacts, and
@@ -103,6 +116,24 @@ func historyOnce(ctx context.Context, o Options) (historyRun, error) {
 		return r, err
 	}
 	start := time.Now()
+	full, fullRead, err := compactWhileReading(ctx, ix.db, 100*time.Millisecond)
+	switch {
+	case realize.KindOf(err) == realize.Busy:
+		r.fullPutOff = 1 // too much live data to hold writers back for its copy
+	case err != nil:
+		return r, err
+	}
+	r.fullSec, r.fullCopies = time.Since(start).Seconds(), full.Copies
+	r.fullWritersMs, r.fullReadMaxMs = ms(full.WritersHeld), ms(fullRead)
+	_, baseRead, err := whileReading(ix.db, 100*time.Millisecond, func() (store.CompactStats, error) {
+		time.Sleep(time.Since(start))
+		return store.CompactStats{}, nil
+	})
+	if err != nil {
+		return r, err
+	}
+	r.baseReadMaxMs = ms(baseRead)
+	start = time.Now()
 	t := &consensus.Trimmer{DB: ix.db, Log: log, Self: s.ID(), Arena: ix.arena, InactiveAfter: 30 * 24 * time.Hour,
 		Peers: func() []realize.PeerID { return []realize.PeerID{other} }}
 	if _, err := t.Trim(ctx); err != nil {
@@ -112,11 +143,11 @@ func historyOnce(ctx context.Context, o Options) (historyRun, error) {
 	if r.kept, r.tombstones, err = leftovers(ix.db, log, s.ID()); err != nil {
 		return r, err
 	}
-	st, readMax, err := compactWhileReading(ctx, ix.db)
+	st, readMax, err := compactWhileReading(ctx, ix.db, 0)
 	if err != nil {
 		return r, err
 	}
-	r.compactedMB, r.writersMs, r.readMaxMs = float64(st.After)/1e6, float64(st.WritersHeld.Microseconds())/1e3, float64(readMax.Microseconds())/1e3
+	r.compactedMB, r.writersMs, r.readMaxMs = float64(st.After)/1e6, ms(st.WritersHeld), ms(readMax)
 	fresh, err := newIndexer(ctx, o, root)
 	if err != nil {
 		return r, err
@@ -189,13 +220,20 @@ func leftovers(db *store.DB, log *history.Log, self realize.PeerID) (entries, to
 	return entries, tombstones, err
 }
 
-// compactWhileReading compacts db while a reader loops, and returns the
-// longest a read took meanwhile.
-func compactWhileReading(ctx context.Context, db *store.DB) (store.CompactStats, time.Duration, error) {
+// compactWhileReading compacts db while a reader loops and, if
+// writeEvery is set, a writer commits that often; it returns the longest a
+// read took meanwhile.
+func compactWhileReading(ctx context.Context, db *store.DB, writeEvery time.Duration) (store.CompactStats, time.Duration, error) {
+	return whileReading(db, writeEvery, func() (store.CompactStats, error) { return db.Compact(ctx) })
+}
+
+// whileReading runs f while the reader and writer loops of
+// compactWhileReading run.
+func whileReading(db *store.DB, writeEvery time.Duration, f func() (store.CompactStats, error)) (store.CompactStats, time.Duration, error) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var longest time.Duration
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		for {
@@ -212,11 +250,30 @@ func compactWhileReading(ctx context.Context, db *store.DB) (store.CompactStats,
 			longest = max(longest, time.Since(start))
 		}
 	}()
-	st, err := db.Compact(ctx)
+	go func() {
+		defer wg.Done()
+		for i := uint64(0); writeEvery > 0; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(writeEvery):
+			}
+			db.Update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte("bench-writes"))
+				if err == nil {
+					err = b.Put(store.SeqKey(i), nil)
+				}
+				return err
+			})
+		}
+	}()
+	st, err := f()
 	close(stop)
 	wg.Wait()
 	return st, longest, err
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
 func fileMB(db *store.DB) (float64, error) {
 	u, err := db.Usage()

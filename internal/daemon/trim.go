@@ -101,11 +101,15 @@ func (n *network) compactIfWorth(ctx context.Context) {
 		return
 	}
 	st, err := n.d.db.Compact(ctx)
-	if err != nil {
+	switch {
+	case realize.KindOf(err) == realize.Busy:
+		n.d.log.Info("database compaction put off: busy", "err", err)
+		return
+	case err != nil:
 		n.d.log.Warn("compacting the database failed", "err", err)
 		return
 	}
-	n.d.log.Info("database compacted", "before", st.Before, "after", st.After, "writers_held", st.WritersHeld)
+	n.d.log.Info("database compacted", "before", st.Before, "after", st.After, "copies", st.Copies, "writers_held", st.WritersHeld)
 }
 
 // peerActivity tells, for status, when peer was last heard from and

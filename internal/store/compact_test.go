@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/internal/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -128,7 +129,7 @@ func TestCompactShrinksWhileInUse(t *testing.T) {
 	if e := bad.Load(); e != nil {
 		t.Fatalf("a transaction failed during compaction: %v", e)
 	}
-	t.Logf("compaction %d -> %d bytes, writers held %v; %d reads, %d writes meanwhile", st.Before, st.After, st.WritersHeld, reads.Load(), writes.Load())
+	t.Logf("compaction %d -> %d bytes in %d copies, writers held %v; %d reads, %d writes meanwhile", st.Before, st.After, st.Copies, st.WritersHeld, reads.Load(), writes.Load())
 	if st.After >= st.Before/2 {
 		t.Errorf("file %d -> %d bytes: not reclaimed", st.Before, st.After)
 	}
@@ -152,6 +153,61 @@ func TestCompactShrinksWhileInUse(t *testing.T) {
 	// A second daemon is still refused: the new file is locked.
 	if _, err := store.Open(t.Context(), dir, store.Options{Peer: peerA}); err == nil {
 		t.Error("second open of a compacted database succeeded")
+	}
+}
+
+// TestCompactQuietCopiesOnce: with no write during the copy, one copy is
+// made while writers run, and they are held back only for the swap.
+func TestCompactQuietCopiesOnce(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir, peerA)
+	defer db.Close()
+	fill(t, db, 0, 5000, 2000)
+	drop(t, db, 0, 4000)
+	st, err := db.Compact(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d -> %d bytes, %d copies, writers held %v", st.Before, st.After, st.Copies, st.WritersHeld)
+	if st.Copies != 1 || st.After >= st.Before/2 {
+		t.Errorf("stats %+v: want one copy, half the size at most", st)
+	}
+	if got := count(t, db); got != 1000 {
+		t.Errorf("%d keys after compaction, want 1000", got)
+	}
+}
+
+// TestCompactBusyLargeIsPutOff: writes keep coming while a database
+// with more live data than may be copied holding writers back is being
+// compacted: after the tries with writers running, it is left as it is.
+func TestCompactBusyLargeIsPutOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 40 MB")
+	}
+	dir := t.TempDir()
+	db := mustOpen(t, dir, peerA)
+	defer db.Close()
+	fill(t, db, 0, 20000, 2000)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketT).Put(store.SeqKey(uint64(50000+i%10)), []byte("w")) })
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	st, err := db.Compact(t.Context())
+	cancel()
+	<-done
+	if realize.KindOf(err) != realize.Busy || st.Copies != 2 || st.WritersHeld > time.Second {
+		t.Fatalf("compaction under writes: %+v, %v; want put off (busy) after 2 copies", st, err)
+	}
+	if got := count(t, db); got < 20000 {
+		t.Errorf("%d keys left", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, store.FileName+".compact")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("copy left behind: %v", err)
 	}
 }
 

@@ -64,10 +64,11 @@ type Options struct {
 type DB struct {
 	cur atomic.Pointer[bolt.DB]
 	// writers is held shared by every Update and exclusively by Compact
-	// while it copies the file and swaps it in: no write can land in the
-	// old file after the copy began. Readers never take it.
-	writers sync.RWMutex
-	path    string
+	// while it checks that its copy is current and swaps it in: no write
+	// can land in the old file after that. Readers never take it.
+	writers    sync.RWMutex
+	compacting sync.Mutex // one Compact at a time
+	path       string
 }
 
 // View runs fn in a read-only transaction.
