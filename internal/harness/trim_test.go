@@ -52,6 +52,7 @@ func TestInactivePeerCatchesUpAfterTrim(t *testing.T) {
 	write(t, a, "keep.txt", "v1")
 	write(t, a, "gone.txt", "deleted while c is away")
 	write(t, a, "contested.txt", "base")
+	write(t, a, "both.txt", "base")
 	write(t, c, "mine.txt", "c's file")
 	converge(t, h)
 	converge(t, h) // acks of the last pulls
@@ -65,6 +66,8 @@ func TestInactivePeerCatchesUpAfterTrim(t *testing.T) {
 	write(t, c, "mine.txt", "c's offline edit")
 	write(t, c, "contested.txt", "c's offline edit of a file a deleted")
 	write(t, c, "c-new.txt", "made offline")
+	write(t, a, "both.txt", "a's edit")
+	write(t, c, "both.txt", "c's concurrent edit")
 	for range 2 {
 		if err := h.Converge(t.Context(), 20); err != nil {
 			t.Fatal(err)
@@ -111,6 +114,13 @@ func TestInactivePeerCatchesUpAfterTrim(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(p.Root, "gone.txt")); err == nil {
 			t.Errorf("peer %d: gone.txt came back", p.Index)
+		}
+		// Concurrent edits: one at the path, the other kept as a conflict.
+		shown := readFile(t, p, "both.txt")
+		other := map[string]string{"a's edit": "c's concurrent edit", "c's concurrent edit": "a's edit"}[shown]
+		cs, _ := Conflicts(p)
+		if other == "" || !slices.Contains(cs, "both.txt "+hashShort(other)) {
+			t.Errorf("peer %d: both.txt = %q, conflicts %v: a version is lost", p.Index, shown, cs)
 		}
 	}
 	checkTrimmed(t, h, true)
