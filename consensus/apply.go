@@ -124,7 +124,11 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 	var err error
 	for range maxAttempts {
 		err = ap.Arena.Place(ctx, path, func(local []realize.Alternative) (*real.Change, error) {
-			ch := ap.change(local, incoming, resolve)
+			in, err := ap.unknown(incoming)
+			if err != nil || len(in) == 0 {
+				return nil, err
+			}
+			ch := ap.change(local, in, resolve)
 			if ch != nil && ch.Fill != nil && !ap.keepReal(path, ch.Result.Meta.Blob) {
 				ch.Fill, ch.Unreal = nil, true
 			}
@@ -135,6 +139,34 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 		}
 	}
 	return err
+}
+
+// unknown filters incoming versions down to those this peer has not
+// decided before. A version whose origin's counter is within what this
+// peer knows of that origin (history.Log.Known) was decided here already,
+// and the path's frontier has covered it ever since — unless a deletion
+// followed it and the deletion's tombstone was dropped (trimming). Taking
+// such a version again would bring the deleted file back, or, where the
+// path was created anew since, set a conflict against a deletion that
+// happened before it. Everywhere else dropping it changes nothing.
+//
+// A version a resolution made (`resolve --keep`, decision 0015) is always
+// let through: its origin's component is what the resolver had seen, not
+// the resolution's own counter, so it says nothing about whether this peer
+// decided it; Decide orders it against the path's frontier as usual.
+func (ap *Applier) unknown(incoming []realize.Alternative) ([]realize.Alternative, error) {
+	known, err := ap.Arena.Known()
+	if err != nil {
+		return nil, err
+	}
+	counter := realize.ResolveCounter()
+	var out []realize.Alternative
+	for _, a := range incoming {
+		if a.Origin.IsZero() || a.Version[a.Origin] > known[a.Origin] || a.Version[counter] > 0 {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // change turns a decision into what Place does.

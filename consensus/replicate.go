@@ -26,8 +26,15 @@ type LogSource interface {
 	// means the entries were trimmed: catch up by snapshot. From 0 means
 	// from the first entry the source keeps.
 	Page(ctx context.Context, arena realize.ArenaName, author realize.PeerID, from uint64) (*history.Page, error)
-	// Snapshot calls fn with every path the source knows and its frontier.
-	Snapshot(ctx context.Context, arena realize.ArenaName, fn func(realize.Path, []realize.Alternative) error) error
+	// Snapshot calls fn with every path the source knows, its frontier,
+	// and whether the source keeps its bytes real.
+	Snapshot(ctx context.Context, arena realize.ArenaName, fn func(real.Snap) error) error
+}
+
+// Peered is a LogSource that knows which peer it is: a snapshot from the
+// author of a log also says what that author holds.
+type Peered interface {
+	Peer() realize.PeerID
 }
 
 // Replicator keeps this peer's copies of the household's logs of one
@@ -112,16 +119,27 @@ func (r *Replicator) pullLog(ctx context.Context, src LogSource, h history.LogHe
 
 // catchUp applies the source's snapshot as incoming versions of every path
 // (the same decision as for entries: nothing newer is overwritten, nothing
-// concurrent is lost), forgets this peer's copy of the author's log, and
-// returns the source's first kept page of it.
+// concurrent is lost), applies what this peer stored of the author's log
+// and had not applied yet, then forgets its copy of that log and returns
+// the source's first kept page of it. The copy is forgotten only once all
+// of it is applied: an entry stored but not applied (waiting for bytes)
+// may be a deletion the snapshot no longer shows, its tombstone dropped
+// at the source because every peer, this one included, had stored it.
 func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.PeerID) (*history.Page, error) {
 	r.CatchUps.Add(1)
+	held := r.heldBy(src, author)
+	if err := r.DB.Update(func(tx *bolt.Tx) error { return listing.Forget(tx, r.Arena, author) }); err != nil {
+		return nil, err
+	}
 	unavailable := 0
-	err := src.Snapshot(ctx, r.Arena, func(p realize.Path, frontier []realize.Alternative) error {
-		if _, err := realize.ParsePath(string(p)); err != nil || p.IsRoot() {
-			return &realize.Error{Op: "catch up", Kind: realize.Corrupt, Arena: r.Arena, Path: string(p), Err: err}
+	err := src.Snapshot(ctx, r.Arena, func(s real.Snap) error {
+		if _, err := realize.ParsePath(string(s.Path)); err != nil || s.Path.IsRoot() {
+			return &realize.Error{Op: "catch up", Kind: realize.Corrupt, Arena: r.Arena, Path: string(s.Path), Err: err}
 		}
-		err := r.Applier.ApplyVersions(ctx, p, frontier)
+		if err := held.add(s); err != nil {
+			return err
+		}
+		err := r.Applier.ApplyVersions(ctx, s.Path, s.Frontier)
 		switch {
 		case err == nil:
 		case realize.KindOf(err) == realize.Unavailable:
@@ -133,6 +151,9 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 		}
 		return nil
 	})
+	if err == nil {
+		err = held.flush()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -142,10 +163,77 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 		return nil, &realize.Error{Op: "catch up", Kind: realize.Unavailable, Arena: r.Arena,
 			Err: fmt.Errorf("the bytes of %d paths are on no reachable peer; will retry", unavailable)}
 	}
+	if err := r.applyAll(ctx, author); err != nil {
+		return nil, err
+	}
 	if err := r.DB.Update(func(tx *bolt.Tx) error { return r.Log.ResetCopy(tx, r.Arena, author) }); err != nil {
 		return nil, err
 	}
 	return src.Page(ctx, r.Arena, author, 0)
+}
+
+// applyAll applies every stored entry of author's log, or fails with an
+// Unavailable error when some must wait.
+func (r *Replicator) applyAll(ctx context.Context, author realize.PeerID) error {
+	if _, err := r.applyLog(ctx, author); err != nil {
+		return err
+	}
+	var applied, stored uint64
+	err := r.DB.View(func(tx *bolt.Tx) error {
+		h, err := r.Log.Head(tx, r.Arena, author)
+		applied, stored = r.Log.Applied(tx, r.Arena, author), h.Seq
+		return err
+	})
+	if err == nil && applied < stored {
+		err = &realize.Error{Op: "catch up", Kind: realize.Unavailable, Arena: r.Arena, Peer: author,
+			Err: fmt.Errorf("entries %d-%d of the stored log wait to be applied; will retry", applied+1, stored)}
+	}
+	return err
+}
+
+// heldBy returns the writer that records, during a catch-up on author's
+// log, the files the snapshot says author holds: only a snapshot from
+// author itself says so.
+func (r *Replicator) heldBy(src LogSource, author realize.PeerID) *heldWriter {
+	w := &heldWriter{db: r.DB, arena: r.Arena}
+	if p, ok := src.(Peered); ok && p.Peer() == author {
+		w.peer = &author
+	}
+	return w
+}
+
+// heldWriter records, in batches, the paths a snapshot's source holds.
+type heldWriter struct {
+	db    *store.DB
+	arena realize.ArenaName
+	peer  *realize.PeerID // nil: the source is not the author; nothing recorded
+	batch []real.Snap
+}
+
+func (w *heldWriter) add(s real.Snap) error {
+	if w.peer == nil || !s.Held || len(s.Frontier) == 0 || s.Frontier[0].Meta.Kind != realize.KindFile {
+		return nil
+	}
+	if w.batch = append(w.batch, s); len(w.batch) < 1024 {
+		return nil
+	}
+	return w.flush()
+}
+
+func (w *heldWriter) flush() error {
+	if len(w.batch) == 0 {
+		return nil
+	}
+	err := w.db.Update(func(tx *bolt.Tx) error {
+		for _, s := range w.batch {
+			if err := listing.Held(tx, w.arena, *w.peer, s.Path, s.Frontier[0].Meta.Blob); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	w.batch = w.batch[:0]
+	return err
 }
 
 func (r *Replicator) head(author realize.PeerID) (uint64, error) {
@@ -274,7 +362,9 @@ func (r *Replicator) applyBatch(ctx context.Context, author realize.PeerID, batc
 		switch {
 		case realize.KindOf(err) == realize.Unavailable:
 			if sup, serr := r.superseded(e); serr != nil || !sup {
-				return errors.Join(serr, r.setApplied(author, e.Seq-1)) // wait for a peer that has the bytes
+				// Wait for a peer that has the bytes: the log stops here.
+				return errors.Join(serr, r.setApplied(author, e.Seq-1),
+					fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err))
 			}
 		case retryLater(err):
 			return errors.Join(fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err),
@@ -344,9 +434,12 @@ type LocalSource struct {
 }
 
 // Snapshot offers the arena's index.
-func (s LocalSource) Snapshot(_ context.Context, _ realize.ArenaName, fn func(realize.Path, []realize.Alternative) error) error {
+func (s LocalSource) Snapshot(_ context.Context, _ realize.ArenaName, fn func(real.Snap) error) error {
 	return s.Arena.Snapshot(fn)
 }
+
+// Peer is the peer whose database this is.
+func (s LocalSource) Peer() realize.PeerID { return s.Log.Self() }
 
 // Logs lists the logs stored for arena with their heads.
 func (s LocalSource) Logs(_ context.Context, arena realize.ArenaName) (heads []history.LogHead, err error) {

@@ -90,6 +90,9 @@ func New(self realize.PeerID, signer realize.Signer, clock realize.Clock) *Log {
 	return &Log{self: self, signer: signer, clock: clock, codec: NewCodec()}
 }
 
+// Self returns the peer whose database this log reads.
+func (l *Log) Self() realize.PeerID { return l.self }
+
 // Codec returns the entry codec.
 func (l *Log) Codec() *Codec { return l.codec }
 
@@ -300,12 +303,15 @@ func (l *Log) SetApplied(tx *bolt.Tx, arena realize.ArenaName, peer realize.Peer
 	if err != nil {
 		return err
 	}
+	if err := raiseKnown(tx, arena, peer, seq); err != nil {
+		return err
+	}
 	return b.Put(keyApplied, store.SeqKey(seq))
 }
 
 // Acks record how far other peers have stored each log of an arena, as
-// they told us: acks/<arena>/<peer>/<author> -> seq. Trimming (a later
-// step) drops entries every active peer has acknowledged.
+// they told us: acks/<arena>/<peer>/<author> -> seq. Trimming drops
+// entries every active peer has acknowledged (trim.go).
 var bucketAcks = []byte("acks")
 
 // SetAck records that peer has stored author's log of arena up to seq.

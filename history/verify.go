@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/internal/store"
 	bolt "go.etcd.io/bbolt"
@@ -97,40 +96,10 @@ func (l *Log) checkHead(head Head, seq uint64, last realize.Hash, verify Verifie
 	return nil
 }
 
-// DropBefore removes the entries of a log with Seq < seq (audit retention,
-// and later trimming), remembering the last removed entry's hash as the
-// anchor so the remaining chain still verifies. The head is never removed.
+// DropBefore removes the entries of a log with Seq < seq; see TrimTo.
 func (l *Log) DropBefore(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, seq uint64) (int, error) {
-	b, err := logBucket(tx, arena, peer, false)
-	if err != nil || b == nil {
-		return 0, err
-	}
-	head, err := l.readHead(b, arena, peer)
-	if err != nil {
-		return 0, err
-	}
-	if seq > head.Seq {
-		seq = head.Seq // keep at least the head entry
-	}
-	eb := b.Bucket(bucketEntries)
-	c := eb.Cursor()
-	var last []byte
-	var lastSeq uint64
-	n := 0
-	for k, v := c.First(); k != nil && store.Uint(k) < seq; k, v = c.First() {
-		lastSeq, last = store.Uint(k), append(last[:0], v...)
-		if err := c.Delete(); err != nil {
-			return n, err
-		}
-		n++
-	}
-	if n == 0 {
+	if seq == 0 {
 		return 0, nil
 	}
-	h := HashOf(last)
-	enc, err := cbor.Marshal(wireAnchor{Seq: lastSeq, Hash: h[:]})
-	if err != nil {
-		return n, err
-	}
-	return n, b.Put(keyAnchor, enc)
+	return l.TrimTo(tx, arena, peer, seq-1, 0)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/real"
 )
 
 // MsgSnapshot streams an arena's index: every path with its frontier. A
@@ -23,7 +24,15 @@ const snapshotBatch = 256
 // SnapshotFrame carries a batch of paths.
 type SnapshotFrame struct {
 	Records []SnapRecord `cbor:"1,keyasint"`
+	// Held lists, in increasing order, the indices in Records of the paths
+	// whose shown version the sender keeps real (revision 2): a peer
+	// catching up on the sender's own log learns from it what the sender
+	// holds, which the trimmed entries would have said.
+	Held []uint32 `cbor:"2,keyasint,omitempty"`
 }
+
+// heldSince is the protocol revision that has SnapshotFrame.Held.
+const heldSince = 2
 
 // SnapRecord is one path and its frontier.
 type SnapRecord struct {
@@ -54,24 +63,28 @@ func (d *SyncData) serveSnapshot(_ context.Context, _ realize.PeerID, req *Reque
 	if err != nil {
 		return err
 	}
-	var batch []SnapRecord
-	err = a.Snapshot(func(p realize.Path, frontier []realize.Alternative) error {
-		rec := SnapRecord{Path: string(p)}
-		for _, v := range frontier {
+	withHeld := req.Conn().Version() >= heldSince
+	var f SnapshotFrame
+	err = a.Snapshot(func(sn real.Snap) error {
+		rec := SnapRecord{Path: string(sn.Path)}
+		for _, v := range sn.Frontier {
 			rec.Versions = append(rec.Versions, toSnapVersion(v))
 		}
-		batch = append(batch, rec)
-		if len(batch) < snapshotBatch {
+		if sn.Held && withHeld {
+			f.Held = append(f.Held, uint32(len(f.Records)))
+		}
+		f.Records = append(f.Records, rec)
+		if len(f.Records) < snapshotBatch {
 			return nil
 		}
-		err := w.Send(&SnapshotFrame{Records: batch})
-		batch = batch[:0]
+		err := w.Send(&f)
+		f = SnapshotFrame{}
 		return err
 	})
-	if err != nil || len(batch) == 0 {
+	if err != nil || len(f.Records) == 0 {
 		return err
 	}
-	return w.Send(&SnapshotFrame{Records: batch})
+	return w.Send(&f)
 }
 
 func toSnapVersion(v realize.Alternative) SnapVersion {
@@ -99,7 +112,7 @@ func fromSnapVersion(s SnapVersion) (realize.Alternative, error) {
 
 // Snapshot asks the peer for its index of arena and calls fn with every
 // path and frontier. Paths are validated by the caller before use.
-func (s PeerSource) Snapshot(ctx context.Context, arena realize.ArenaName, fn func(realize.Path, []realize.Alternative) error) error {
+func (s PeerSource) Snapshot(ctx context.Context, arena realize.ArenaName, fn func(real.Snap) error) error {
 	r, err := s.Conn.Stream(ctx, MsgSnapshot, &LogsRequest{Arena: arena})
 	if err != nil {
 		return err
@@ -113,7 +126,11 @@ func (s PeerSource) Snapshot(ctx context.Context, arena realize.ArenaName, fn fu
 			}
 			return err
 		}
-		for _, rec := range f.Records {
+		held, err := heldSet(f)
+		if err != nil {
+			return &realize.Error{Op: "snapshot", Kind: realize.Corrupt, Arena: arena, Err: err}
+		}
+		for i, rec := range f.Records {
 			var versions []realize.Alternative
 			for _, v := range rec.Versions {
 				a, err := fromSnapVersion(v)
@@ -122,9 +139,27 @@ func (s PeerSource) Snapshot(ctx context.Context, arena realize.ArenaName, fn fu
 				}
 				versions = append(versions, a)
 			}
-			if err := fn(realize.Path(rec.Path), versions); err != nil {
+			if err := fn(real.Snap{Path: realize.Path(rec.Path), Frontier: versions, Held: held[i]}); err != nil {
 				return err
 			}
 		}
 	}
 }
+
+// heldSet checks a frame's Held indices (increasing, within Records) and
+// returns them as a set.
+func heldSet(f SnapshotFrame) (map[int]bool, error) {
+	held := make(map[int]bool, len(f.Held))
+	prev := -1
+	for _, i := range f.Held {
+		if int(i) <= prev || int(i) >= len(f.Records) {
+			return nil, fmt.Errorf("peer sent held index %d of %d records", i, len(f.Records))
+		}
+		held[int(i)] = true
+		prev = int(i)
+	}
+	return held, nil
+}
+
+// Peer is the peer this source asks.
+func (s PeerSource) Peer() realize.PeerID { return s.Conn.Peer() }

@@ -255,13 +255,19 @@ func (d *SyncData) serveBlocks(ctx context.Context, _ realize.PeerID, req *Reque
 	})
 }
 
-// serveAck records how far the caller has stored the arena's logs.
+// serveAck records how far the caller has stored the arena's logs, and
+// that it was heard from (history.Log.Heard: a peer silent for longer than
+// history.inactive_after stops holding back trimming).
 func (d *SyncData) serveAck(_ context.Context, peer realize.PeerID, req *Request, w *ResponseWriter) error {
 	var q LogsRequest
 	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
 	return d.DB.Update(func(tx *bolt.Tx) error {
+		// An ack is the peer's sign of life that trimming goes by.
+		if err := d.Log.Heard(tx, peer); err != nil {
+			return err
+		}
 		for _, h := range q.Logs {
 			if err := d.Log.SetAck(tx, q.Arena, peer, h.Peer, h.Seq); err != nil {
 				return err

@@ -103,3 +103,58 @@ func TestSyncServesOnlySharedArenas(t *testing.T) {
 		t.Errorf("secret blob via the open arena: %v, want not-exist", err)
 	}
 }
+
+// TestSnapshotSaysWhatSourceHolds: a snapshot lists every path with its
+// frontier and, since revision 2, whether the source keeps it real.
+func TestSnapshotSaysWhatSourceHolds(t *testing.T) {
+	a, b := newNode(t, "a", true), newNode(t, "b", true)
+	blobs := syncNode(t, a, "open")
+	syncNode(t, b)
+	a.start()
+	b.start()
+	a.know(b)
+	b.know(a)
+	a.share(b, "open")
+	b.share(a, "open")
+	for _, n := range []*node{a, b} {
+		if err := n.host.Reconcile(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := connected(t, b, a)
+	waitFor(t, 5e9, "hello", func() bool { return len(c.SharedArenas()) == 1 })
+	src := PeerSource{Conn: c}
+	if src.Peer() != a.ident.ID() {
+		t.Errorf("source peer %s, want a", src.Peer().Short())
+	}
+	var got []real.Snap
+	if err := src.Snapshot(t.Context(), "open", func(s real.Snap) error { got = append(got, s); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Path != "f.txt" || !got[0].Held || len(got[0].Frontier) != 1 || got[0].Frontier[0].Meta.Blob != blobs["open"] {
+		t.Fatalf("snapshot = %+v", got)
+	}
+}
+
+func TestHeldSetChecksIndices(t *testing.T) {
+	recs := make([]SnapRecord, 3)
+	tests := []struct {
+		held []uint32
+		ok   bool
+	}{
+		{nil, true},
+		{[]uint32{0, 2}, true},
+		{[]uint32{3}, false},    // beyond the records
+		{[]uint32{1, 1}, false}, // repeated
+		{[]uint32{2, 0}, false}, // not increasing
+	}
+	for _, tc := range tests {
+		set, err := heldSet(SnapshotFrame{Records: recs, Held: tc.held})
+		if (err == nil) != tc.ok {
+			t.Errorf("heldSet(%v) err = %v, want ok=%v", tc.held, err, tc.ok)
+		}
+		if err == nil && len(set) != len(tc.held) {
+			t.Errorf("heldSet(%v) = %v", tc.held, set)
+		}
+	}
+}

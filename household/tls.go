@@ -17,8 +17,9 @@ import (
 // of different versions fail the handshake instead of misreading frames.
 const ALPN = "realize/1"
 
-// ProtocolVersion is the version number ALPN names; Hello repeats it.
-const ProtocolVersion = 1
+// ProtocolVersion is the revision of the protocol this peer speaks within
+// ALPN; Hello announces it (docs/protocol.md, "Versioning policy").
+const ProtocolVersion = 2
 
 // alertNoApplicationProtocol is the TLS alert for an ALPN mismatch; QUIC
 // reports TLS alerts as transport error 0x100 + alert.

@@ -10,12 +10,15 @@ import (
 )
 
 // CheckAgainstHistory replays a peer's own history of an arena from its
-// first entry and compares the outcome with the index. It fails when:
+// first retained entry and compares the outcome with the index. It fails
+// when:
 //
 //   - a live index record is not what the last entry for its path says
-//     (something indexed but not recorded, or recorded but not indexed);
+//     (something indexed but not recorded — when the log is not trimmed —
+//     or recorded but not indexed);
 //   - a path whose last entry is a removal is still live in the index;
-//   - the same state was recorded twice in a row for a path;
+//   - the same state was recorded twice in a row for a path (a rename or
+//     a conflict, which change the version alone, aside);
 //   - a live file's blob record is missing or its blocks do not add up;
 //   - a blob's reference count is not the number of live records using it
 //     (blobs are shared by every arena of the peer, so all arenas count).
@@ -27,6 +30,13 @@ func CheckAgainstHistory(db *store.DB, arena realize.ArenaName, log *history.Log
 		if err != nil {
 			return err
 		}
+		// A trimmed log no longer says where the paths it does not
+		// mention came from: only what it still holds is checked.
+		first, _, err := log.Retained(tx, arena, self)
+		if err != nil {
+			return err
+		}
+		complete := first <= 1
 		ix, err := OpenIndex(tx, arena)
 		if err != nil {
 			return err
@@ -38,7 +48,7 @@ func CheckAgainstHistory(db *store.DB, arena realize.ArenaName, log *history.Log
 			m, ok := want[p]
 			delete(want, p)
 			switch {
-			case !ok && live(r):
+			case !ok && live(r) && complete:
 				return fmt.Errorf("%s: in the index but never recorded", p)
 			case !ok || m == nil && !live(r):
 				return nil

@@ -9,18 +9,23 @@ import (
 // slow consumer (a peer on the network) does not hold one open long.
 const snapshotPage = 1024
 
+// Snap is one path of an arena as a snapshot carries it.
+type Snap struct {
+	Path     realize.Path
+	Frontier []realize.Alternative
+	// Held says the snapshot's source keeps the shown version's bytes in
+	// its real directory (what its log would have said, entry by entry).
+	Held bool
+}
+
 // Snapshot calls fn with every path the index knows — deleted ones too,
 // since a deletion is a version others must order against — and its
 // frontier, in key order. It is what a peer whose history was trimmed away
 // catches up from.
-func (a *Arena) Snapshot(fn func(p realize.Path, frontier []realize.Alternative) error) error {
+func (a *Arena) Snapshot(fn func(Snap) error) error {
 	var after []byte
 	for {
-		type item struct {
-			p realize.Path
-			r *Record
-		}
-		var page []item
+		var page []Snap
 		err := a.db.View(func(tx *bolt.Tx) error {
 			ix, err := OpenIndex(tx, a.name)
 			if err != nil || ix.files == nil {
@@ -38,7 +43,7 @@ func (a *Arena) Snapshot(fn func(p realize.Path, frontier []realize.Alternative)
 				if err != nil {
 					return err
 				}
-				page = append(page, item{KeyPath(k), r})
+				page = append(page, Snap{Path: KeyPath(k), Frontier: r.Frontier(), Held: r.IsReal()})
 				after = append(after[:0], k...)
 			}
 			return nil
@@ -46,8 +51,8 @@ func (a *Arena) Snapshot(fn func(p realize.Path, frontier []realize.Alternative)
 		if err != nil {
 			return err
 		}
-		for _, it := range page {
-			if err := fn(it.p, it.r.Frontier()); err != nil {
+		for _, s := range page {
+			if err := fn(s); err != nil {
 				return err
 			}
 		}

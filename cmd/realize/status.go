@@ -212,6 +212,11 @@ func printPeerStatus(p *printer, peers []control.PeerStatus, now time.Time) {
 			}
 		case !ps.LastSeen.IsZero():
 			state += ", last seen " + since(now, ps.LastSeen) + " ago"
+		case !ps.Heard.IsZero():
+			state += ", last heard from " + since(now, ps.Heard) + " ago"
+		}
+		if ps.Inactive {
+			state += "; inactive: no longer holds back history trimming"
 		}
 		p.Printf("  %-12s %s  %-21s %s\n", ps.Name, ps.Peer.Short(), addr, state)
 		if !ps.Connected && ps.LastError != "" {

@@ -37,7 +37,8 @@ func (f *fakeDaemon) Status(ctx context.Context) (*control.StatusReport, error) 
 		Arenas: []control.ArenaStatus{{Name: "docs", Dir: "/home/me/docs", Files: 10, UnrealFiles: 4, Bytes: 12345, HistorySeq: 7,
 			Watching: true, ReceivedBytes: 2000, ReusedBytes: 10, RejectedBlocks: 1}},
 		Peers: []control.PeerStatus{{Name: "nas", Peer: nas, Address: "nas.lan:7741", Connected: true, RemoteAddr: "10.0.0.2:7741",
-			Since: started, Lag: 3, Behind: 2}},
+			Since: started, Lag: 3, Behind: 2},
+			{Name: "old", Peer: realize.PeerID{0xcc}, Heard: started.Add(-40 * 24 * time.Hour), Inactive: true}},
 		Cache: &control.CacheStatus{Dir: "/data/cache", UsedBytes: 5000, LimitBytes: 1e9, FetchedBytes: 800, Hits: 9, Misses: 2},
 		NFS:   "127.0.0.1:7742", Metrics: "127.0.0.1:7743",
 		Transfers: []control.TransferStatus{
@@ -153,7 +154,10 @@ func TestStatusJSONFields(t *testing.T) {
 	has(rep["daemon"], "daemon", "running", "pid", "peer", "name", "version", "started", "data_dir")
 	has(first("arenas"), "arenas[0]", "name", "dir", "files", "dirs", "symlinks", "bytes", "unreal_files", "pinned",
 		"pending_hash", "pending_bytes", "scanning", "history_seq", "watching", "received_bytes", "reused_bytes", "rejected_blocks")
-	has(first("peers"), "peers[0]", "name", "peer", "address", "connected", "remote_addr", "since", "lag", "behind")
+	has(first("peers"), "peers[0]", "name", "peer", "address", "connected", "remote_addr", "since", "lag", "behind", "inactive")
+	if old := rep["peers"].([]any)[1].(map[string]any); old["inactive"] != true || old["heard"] == nil {
+		t.Errorf("inactive peer: %v", old)
+	}
 	has(rep["cache"], "cache", "dir", "used_bytes", "limit_bytes", "fetched_bytes", "hits", "misses", "evicted_bytes", "rejected_blocks")
 	xs := rep["transfers"].([]any)
 	if len(xs) != 3 {
@@ -182,6 +186,8 @@ func TestStatusTextShowsTransfers(t *testing.T) {
 		"  sync  docs:notes/todo.txt\n    [##########..............]  45%  450 B of 1.0 kB  1.5 kB/s  from nas\n",
 		"  read  docs: content bb0000000000\n    64.0 kB  32.0 kB/s  from aa000000\n",
 		"metrics  serving on http://127.0.0.1:7743/metrics\n",
+		"not connected, last heard from ",
+		"; inactive: no longer holds back history trimming\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

@@ -28,8 +28,11 @@ type Options struct {
 	SyncFiles   int    // small files in the synced tree
 	SyncEdits   int    // latency samples per run
 	NFSBytes    int64  // size of the unreal file read through NFS; 0 = no nfs stage
-	Only        string // run only this stage (rescan, index, sync, nfs); "" = all
-	Out         io.Writer
+	// HistoryChanges is how many changes the history stage records before
+	// trimming; 0 = no history stage.
+	HistoryChanges int
+	Only           string // run only this stage (rescan, index, sync, nfs, history); "" = all
+	Out            io.Writer
 }
 
 // Row is one line of the result table.
@@ -48,7 +51,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	stages := []struct {
 		name string
 		run  func(context.Context, Options) ([]Row, error)
-	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}}
+	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}, {"history", benchHistory}}
 	var rows []Row
 	ran := false
 	for _, s := range stages {
@@ -63,7 +66,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		rows = append(rows, r...)
 	}
 	if !ran {
-		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs)", o.Only)
+		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs, history)", o.Only)
 	}
 	Print(o.Out, rows)
 	return rows, nil

@@ -143,6 +143,7 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong type", head + "[scan]\nhash_workers = \"4\"\n", `4: scan.hash_workers: wrong type: a TOML string where an integer is expected`},
 		{"bad duration", head + "[scan]\nrescan = \"5 minutes\"\n", `4: scan.rescan: bad duration "5 minutes"`},
 		{"short rescan", head + "[scan]\nrescan = \"10ms\"\n", `4: scan.rescan: 10ms is too short`},
+		{"no inactive_after", head + "[history]\ninactive_after = \"0\"\n", `4: history.inactive_after: 0s is too short`},
 		{"bad size", head + "[cache]\nmax = \"10 parsecs\"\n", `4: cache.max: bad size "10 parsecs": unknown unit "parsecs"`},
 		{"bad percent", head + "[cache]\n\nmax = \"110%\"\n", `5: cache.max: bad percentage "110%"`},
 		{"bad level", head + "[log]\nlevel = \"loud\"\n", `4: log.level: "loud": want debug, info, warn or error`},

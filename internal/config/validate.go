@@ -187,10 +187,7 @@ func (v *validator) build(raw *fileConfig) *Config {
 	v.loopback("metrics", c.Metrics, "the metrics endpoint has no access control")
 	c.Log = v.log(raw)
 	c.Scan = v.scan(raw)
-	c.History = History{
-		AuditKeep:     orDefault(raw.History.AuditKeep, DefaultAuditKeep),
-		InactiveAfter: orDefault(raw.History.InactiveAfter, DefaultInactiveAfter),
-	}
+	c.History = v.history(raw)
 	c.Cache = Cache{Max: Size{Percent: DefaultCacheMaxPercent}, Leave: Size{Bytes: DefaultCacheLeaveBytes}}
 	if raw.Cache.Max != nil {
 		c.Cache.Max = *raw.Cache.Max
@@ -306,6 +303,17 @@ func (v *validator) scan(raw *fileConfig) Scan {
 		s.HashWorkers = runtime.NumCPU()
 	}
 	return s
+}
+
+func (v *validator) history(raw *fileConfig) History {
+	h := History{
+		AuditKeep:     orDefault(raw.History.AuditKeep, DefaultAuditKeep),
+		InactiveAfter: orDefault(raw.History.InactiveAfter, DefaultInactiveAfter),
+	}
+	if h.InactiveAfter < time.Minute {
+		v.fail("history.inactive_after", "history.inactive_after", "%s is too short: at least 1m (a peer silent that long stops holding back trimming)", h.InactiveAfter)
+	}
+	return h
 }
 
 func orDefault(d *duration, def time.Duration) time.Duration {

@@ -161,6 +161,12 @@ type PeerStatus struct {
 	// Behind is how many entries of this peer's own logs the peer has not
 	// acknowledged storing yet.
 	Behind uint64 `json:"behind"`
+	// Heard is the last time the peer was heard from (acknowledged
+	// history, or was connected), kept across restarts.
+	Heard time.Time `json:"heard,omitzero"`
+	// Inactive: silent longer than history.inactive_after, the peer no
+	// longer holds back history trimming; back, it catches up by snapshot.
+	Inactive bool `json:"inactive"`
 }
 
 // DaemonStatus describes the running process.

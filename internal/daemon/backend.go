@@ -70,9 +70,17 @@ func (b *backend) Status(ctx context.Context) (*control.StatusReport, error) {
 		rep.Metrics, rep.MetricsError = b.d.metricsAddr, b.d.metricsErr
 		rep.Transfers = b.d.xfers.list()
 	} else {
-		for _, p := range b.config().Peers {
-			rep.Peers = append(rep.Peers, control.PeerStatus{Name: p.Name, Peer: p.Key, Address: p.Address})
-		}
+		cfg := b.config()
+		b.db.View(func(tx *bolt.Tx) error {
+			for _, p := range cfg.Peers {
+				ps := control.PeerStatus{Name: p.Name, Peer: p.Key, Address: p.Address}
+				if seen, ok := b.log.Seen(tx, p.Key); ok {
+					ps.Heard, ps.Inactive = seen, time.Since(seen) > cfg.History.InactiveAfter
+				}
+				rep.Peers = append(rep.Peers, ps)
+			}
+			return nil
+		})
 		rep.Daemon = control.DaemonStatus{Peer: b.self, Name: b.cfg.Name, DataDir: b.cfg.Data}
 	}
 	for _, ac := range b.config().Arenas {

@@ -44,6 +44,9 @@ type Options struct {
 	// config's log.level whenever the config file changes. Leave it nil
 	// when a flag fixed the level.
 	LogLevel *slog.LevelVar
+	// TrimEvery, if set, is how often history is trimmed, the first time
+	// included (default: a minute after start, then every 10 minutes).
+	TrimEvery time.Duration
 }
 
 // Daemon is the running daemon's state, shared by the parts this package
@@ -72,6 +75,7 @@ type Daemon struct {
 	metricsAddr, metricsErr string
 	// conflictBlobs: blobs of conflict losers, never evicted; see unreal.go.
 	conflictBlobs conflictSet
+	trimEvery     time.Duration // 0: trimFirst, then trimEvery; see trim.go
 }
 
 // Run runs the daemon until ctx is done, then shuts it down cleanly within
@@ -79,7 +83,7 @@ type Daemon struct {
 // (a second daemon on the same data directory among others) or did not
 // stop cleanly.
 func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) error {
-	d := &Daemon{cfg: cfg, log: logger, clock: opts.Clock, version: opts.Version, pid: os.Getpid()}
+	d := &Daemon{cfg: cfg, log: logger, clock: opts.Clock, version: opts.Version, pid: os.Getpid(), trimEvery: opts.TrimEvery}
 	if d.clock == nil {
 		d.clock = realize.SystemClock{}
 	}

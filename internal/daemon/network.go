@@ -81,6 +81,7 @@ func startNetwork(ctx context.Context, d *Daemon) (*network, error) {
 		}
 	})
 	n.goRun(func() { n.followPeers(ctx) })
+	n.goRun(func() { n.trimLoop(ctx) })
 	return n, nil
 }
 
@@ -307,7 +308,9 @@ func (n *network) applyLoop(arena realize.ArenaName, s *arenaSync) {
 		case <-s.kick:
 		case <-t.C:
 		}
-		if k, err := n.applyOnce(s); err != nil && n.ctx.Err() == nil {
+		if k, err := n.applyOnce(s); realize.KindOf(err) == realize.Unavailable {
+			log.Debug("history entries wait for bytes no connected peer has", "err", err)
+		} else if err != nil && n.ctx.Err() == nil {
 			log.Warn("applying history failed", "err", err)
 		} else if k > 0 {
 			log.Debug("applied history", "entries", k)
@@ -327,6 +330,10 @@ func (n *network) status() []control.PeerStatus {
 			ps.Lag += lag
 		}
 		ps.Behind = n.behind(st.ID)
+		n.d.db.View(func(tx *bolt.Tx) error {
+			ps.Heard, ps.Inactive = n.peerActivity(tx, st.ID, st.Connected)
+			return nil
+		})
 		out = append(out, ps)
 	}
 	return out

@@ -24,7 +24,8 @@ const (
 // `realize peer add` (or any edit) reaches a running daemon without a
 // restart (SPEC §8). Only some parts apply live: the peers, each arena's
 // peers list (so restricting an arena takes effect at once) and
-// delete_guard, and the log level. Everything else (arenas themselves, data, listen, nfs, …) keeps
+// delete_guard, the log level and the history settings. Everything else
+// (arenas themselves, data, listen, nfs, …) keeps
 // its startup value, and a change to it is logged once as needing a
 // restart. A file that fails to load is logged and the running config
 // kept: a typo never takes a peer out of the household.
@@ -148,6 +149,7 @@ func (s *configSource) apply(next *config.Config) {
 func (s *configSource) effective(next *config.Config) *config.Config {
 	eff := *s.start
 	eff.Peers = next.Peers
+	eff.History = next.History // read by each trimming pass
 	if s.level != nil {
 		eff.Log.Level = next.Log.Level
 	}

@@ -18,7 +18,6 @@ func restartFields(run, next *config.Config) []string {
 	check("metrics", run.Metrics == next.Metrics)
 	check("log.format", run.Log.Format == next.Log.Format)
 	check("scan", run.Scan == next.Scan)
-	check("history", run.History == next.History)
 	check("cache", run.Cache == next.Cache)
 	return append(out, arenaChanges(run.Arenas, next.Arenas)...)
 }

@@ -201,6 +201,10 @@ func TestEffectiveConfig(t *testing.T) {
 		{"peers, arena peers and delete guards are live", config.Config{Name: "laptop", Listen: "0.0.0.0:1", Peers: []config.Peer{nas},
 			Arenas: []config.Arena{{Name: "docs", Dir: "/d", DeleteGuard: 20}, {Name: "photos", Dir: "/p", Peers: []string{"nas"}}}},
 			nil, nil, 20, 2},
+		{"history settings are live", config.Config{Name: "laptop", Listen: "0.0.0.0:1",
+			History: config.History{AuditKeep: time.Hour, InactiveAfter: 2 * time.Hour},
+			Arenas:  []config.Arena{{Name: "docs", Dir: "/d", Peers: []string{"nas"}}, {Name: "photos", Dir: "/p"}}},
+			nil, []string{"nas"}, 0, 2},
 		{"the rest needs a restart", config.Config{Name: "desk", Listen: "", NFS: "x:1", Arenas: []config.Arena{
 			{Name: "docs", Dir: "/elsewhere", Peers: []string{"nas"}}, {Name: "music", Dir: "/m"}}},
 			[]string{"name", "listen", "nfs", "arena.docs", "arena.music", "arena.photos"}, []string{"nas"}, 0, 2},
@@ -216,6 +220,9 @@ func TestEffectiveConfig(t *testing.T) {
 			if len(eff.Arenas) != tt.wantArenas || docs == nil || !slices.Equal(docs.Peers, tt.wantDocs) || docs.DeleteGuard != tt.wantGuard ||
 				eff.Name != start.Name || eff.Listen != start.Listen || len(eff.Peers) != len(tt.next.Peers) {
 				t.Errorf("effective config %+v", eff)
+			}
+			if eff.History != tt.next.History {
+				t.Errorf("history settings in force %+v, want %+v", eff.History, tt.next.History)
 			}
 			if !slices.Equal(start.Arenas[0].Peers, []string{"nas"}) {
 				t.Errorf("the startup config was modified: %+v", start.Arenas)

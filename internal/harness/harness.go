@@ -11,15 +11,19 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/realizefs/realize"
 	"github.com/realizefs/realize/consensus"
 	"github.com/realizefs/realize/history"
 	"github.com/realizefs/realize/internal/store"
 	"github.com/realizefs/realize/real"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Arena is the one arena every harness peer shares.
@@ -34,6 +38,8 @@ type Peer struct {
 	Log   *history.Log
 	Arena *real.Arena
 	repl  *consensus.Replicator
+	// Trimmer trims this peer's history (its Peers are the other peers).
+	Trimmer *consensus.Trimmer
 	// Stats counts bytes this peer received from other peers.
 	Stats consensus.FetchStats
 }
@@ -50,6 +56,13 @@ type Household struct {
 	t      testing.TB
 	Peers  []*Peer
 	linked [][]bool
+	// Clock is every peer's clock for history (entry times, when peers
+	// were last heard from): tests move it to make peers inactive.
+	Clock *Clock
+	acked map[[2]int]acked // what from (0) last told to (1)
+	// Trimmed sums what every Trim did: entries and tombstones dropped,
+	// and each time a peer was found inactive.
+	Trimmed consensus.TrimReport
 }
 
 type signer struct{ priv ed25519.PrivateKey }
@@ -62,7 +75,7 @@ func Verify(p realize.PeerID, msg, sig []byte) bool { return ed25519.Verify(p[:]
 
 // New starts n connected peers.
 func New(t testing.TB, n int) *Household {
-	h := &Household{t: t}
+	h := &Household{t: t, Clock: NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))}
 	for i := 0; i < n; i++ {
 		h.Peers = append(h.Peers, h.newPeer(i))
 	}
@@ -75,7 +88,7 @@ func (h *Household) newPeer(i int) *Peer {
 	seed[0], seed[1] = byte(i+1), 0x5a
 	s := signer{ed25519.NewKeyFromSeed(seed)}
 	dir := h.t.TempDir()
-	p := &Peer{Index: i, ID: s.ID(), Root: filepath.Join(dir, "real"), Log: history.New(s.ID(), s, nil)}
+	p := &Peer{Index: i, ID: s.ID(), Root: filepath.Join(dir, "real"), Log: history.New(s.ID(), s, h.Clock)}
 	for _, d := range []string{p.Root, filepath.Join(dir, "data")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			h.t.Fatal(err)
@@ -93,7 +106,34 @@ func (h *Household) newPeer(i int) *Peer {
 	}
 	applier := &consensus.Applier{Arena: p.Arena, Fetch: &consensus.BlockFetcher{Source: &source{h: h, to: p}, Local: p.Arena, Stats: &p.Stats}}
 	p.repl = &consensus.Replicator{DB: db, Log: p.Log, Self: p.ID, Arena: Arena, Applier: applier, Verify: Verify}
+	p.Trimmer = &consensus.Trimmer{DB: db, Log: p.Log, Self: p.ID, Arena: p.Arena, Clock: h.Clock,
+		InactiveAfter: 30 * 24 * time.Hour, Peers: func() []realize.PeerID { return h.others(p) }}
 	return p
+}
+
+// others lists the ids of every peer but p.
+func (h *Household) others(p *Peer) []realize.PeerID {
+	var out []realize.PeerID
+	for _, o := range h.Peers {
+		if o != p {
+			out = append(out, o.ID)
+		}
+	}
+	return out
+}
+
+// Trim runs every peer's trimmer once.
+func (h *Household) Trim(ctx context.Context) error {
+	for _, p := range h.Peers {
+		rep, err := p.Trimmer.Trim(ctx)
+		if err != nil {
+			return fmt.Errorf("peer %d trimming: %w", p.Index, err)
+		}
+		h.Trimmed.Entries += rep.Entries
+		h.Trimmed.Tombstones += rep.Tombstones
+		h.Trimmed.Inactive = append(h.Trimmed.Inactive, rep.Inactive...)
+	}
+	return nil
 }
 
 // Partition splits the household: peers talk only within their group.
@@ -151,12 +191,18 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 				if realize.KindOf(err) == realize.Unavailable {
 					err = nil // a catch-up waiting for bytes: the next round tries again
 				}
+				if err == nil {
+					err = h.ack(from, to)
+				}
 				if err != nil {
 					return fmt.Errorf("peer %d from %d: %w", to.Index, from.Index, err)
 				}
 				moved = moved || n > 0
 			}
 			applied, err := to.repl.ApplyPending(ctx)
+			if realize.KindOf(err) == realize.Unavailable {
+				err = nil // entries waiting for bytes: the next round tries again
+			}
 			if err != nil {
 				return fmt.Errorf("peer %d applying: %w", to.Index, err)
 			}
@@ -167,6 +213,86 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 		}
 	}
 	return fmt.Errorf("no convergence after %d rounds", maxRounds)
+}
+
+// acked is what one peer last told another.
+type acked struct {
+	at     time.Time
+	stored map[realize.PeerID]uint64
+}
+
+// ack tells from how far to has stored each log from offers, as a daemon
+// does after every pull (the Ack message): from hears from to. An ack
+// that would say nothing new at the same time is skipped: it saves a
+// commit per pair of peers per round.
+func (h *Household) ack(from, to *Peer) error {
+	stored, err := storedHeads(from, to)
+	if err != nil {
+		return err
+	}
+	if h.acked == nil {
+		h.acked = map[[2]int]acked{}
+	}
+	k, now := [2]int{from.Index, to.Index}, h.Clock.Now()
+	if last, ok := h.acked[k]; ok && last.at.Equal(now) && maps.Equal(last.stored, stored) {
+		return nil
+	}
+	h.acked[k] = acked{now, stored}
+	return from.DB.Update(func(tx *bolt.Tx) error {
+		if err := from.Log.Heard(tx, to.ID); err != nil {
+			return err
+		}
+		for author, seq := range stored {
+			if err := from.Log.SetAck(tx, Arena, to.ID, author, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// storedHeads returns how far to has stored each log from offers.
+func storedHeads(from, to *Peer) (map[realize.PeerID]uint64, error) {
+	var heads []history.LogHead
+	err := from.DB.View(func(tx *bolt.Tx) (err error) { heads, err = from.Log.Heads(tx, Arena); return err })
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[realize.PeerID]uint64, len(heads))
+	err = to.DB.View(func(tx *bolt.Tx) error {
+		for _, h := range heads {
+			head, err := to.Log.Head(tx, Arena, h.Peer)
+			if err != nil {
+				return err
+			}
+			stored[h.Peer] = head.Seq
+		}
+		return nil
+	})
+	return stored, err
+}
+
+// Clock is a settable clock, safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock stopped at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // source serves blocks from the linked peers' real directories, through

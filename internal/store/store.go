@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/realizefs/realize"
@@ -56,10 +58,46 @@ type Options struct {
 	SkipCheck bool
 }
 
-// DB is an open Realize database.
+// DB is an open Realize database. Its bbolt file can be replaced by a
+// compacted copy while it is in use (Compact), so the bbolt handle is
+// reached only through View and Update.
 type DB struct {
-	*bolt.DB
-	path string
+	cur atomic.Pointer[bolt.DB]
+	// writers is held shared by every Update and exclusively by Compact
+	// while it checks that its copy is current and swaps it in: no write
+	// can land in the old file after that. Readers never take it.
+	writers    sync.RWMutex
+	compacting sync.Mutex // one Compact at a time
+	path       string
+}
+
+// View runs fn in a read-only transaction.
+func (d *DB) View(fn func(*bolt.Tx) error) error {
+	for {
+		b := d.cur.Load()
+		err := b.View(fn)
+		// A compaction closed the file between Load and Begin: the
+		// transaction never started; run it on the new one.
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) && d.cur.Load() != b {
+			continue
+		}
+		return err
+	}
+}
+
+// Update runs fn in a read-write transaction, committed (and synced to
+// disk) when fn returns nil.
+func (d *DB) Update(fn func(*bolt.Tx) error) error {
+	d.writers.RLock()
+	defer d.writers.RUnlock()
+	return d.cur.Load().Update(fn)
+}
+
+// Close closes the database file, after the transactions in progress.
+func (d *DB) Close() error {
+	d.writers.Lock()
+	defer d.writers.Unlock()
+	return d.cur.Load().Close()
 }
 
 // Open opens (creating if needed, unless read-only) the database in dataDir.
@@ -83,18 +121,20 @@ func Open(ctx context.Context, dataDir string, opt Options) (db *DB, err error) 
 			err = &realize.Error{Op: op, Kind: realize.Corrupt, Path: path, Err: fmt.Errorf("database is damaged (%v); move it aside to rebuild the index from the real directories", r)}
 		}
 	}()
-	bdb, err = bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:  lockTimeout,
-		ReadOnly: opt.ReadOnly,
-		// The freelist is synced: without it bbolt rebuilds it at open by
-		// walking every page in a goroutine of its own, where a damaged page
-		// panics beyond any recover of ours.
-		FreelistType: bolt.FreelistMapType,
-	})
+	bdb, err = bolt.Open(path, 0o600, boltOptions(opt.ReadOnly))
 	if err != nil {
 		return nil, classifyOpenError(op, path, err)
 	}
-	d := &DB{DB: bdb, path: path}
+	if !opt.ReadOnly {
+		// A compaction killed before its copy was swapped in left this;
+		// the database itself is whole (see compact.go).
+		if err := os.Remove(compactPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			bdb.Close()
+			return nil, &realize.Error{Op: op, Kind: realize.IO, Path: path, Err: err}
+		}
+	}
+	d := &DB{path: path}
+	d.cur.Store(bdb)
 	if err := d.initMeta(opt); err != nil {
 		bdb.Close()
 		return nil, err
@@ -106,6 +146,17 @@ func Open(ctx context.Context, dataDir string, opt Options) (db *DB, err error) 
 		}
 	}
 	return d, nil
+}
+
+func boltOptions(readOnly bool) *bolt.Options {
+	return &bolt.Options{
+		Timeout:  lockTimeout,
+		ReadOnly: readOnly,
+		// The freelist is synced: without it bbolt rebuilds it at open by
+		// walking every page in a goroutine of its own, where a damaged page
+		// panics beyond any recover of ours.
+		FreelistType: bolt.FreelistMapType,
+	}
 }
 
 func classifyOpenError(op, path string, err error) error {

@@ -123,3 +123,33 @@ func PathHolders(tx *bolt.Tx, arena realize.ArenaName, path realize.Path, blob r
 	}
 	return out
 }
+
+// Forget drops what is known of the paths peer holds in arena. A peer
+// whose copy of peer's log is reset (a catch-up by snapshot) can no longer
+// tell what the trimmed entries said: a holder it kept from before could
+// have dropped those bytes since, and the last-copy rule must never count
+// on a copy that may be gone.
+func Forget(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID) error {
+	root := tx.Bucket(bucketHolders)
+	if root == nil || root.Bucket([]byte(arena)) == nil {
+		return nil
+	}
+	ab := root.Bucket([]byte(arena))
+	var paths []realize.Path
+	c := ab.Cursor()
+	for k, _ := c.Seek(peer[:]); k != nil && bytes.HasPrefix(k, peer[:]); k, _ = c.Next() {
+		paths = append(paths, realize.Path(bytes.ReplaceAll(k[len(peer):], []byte{0}, []byte{'/'})))
+	}
+	for _, p := range paths {
+		if err := setHeld(tx, arena, peer, p, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Held records that peer keeps blob real at path, as a snapshot peer sent
+// of its own index says.
+func Held(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, path realize.Path, blob realize.Hash) error {
+	return setHeld(tx, arena, peer, path, &blob)
+}

@@ -107,3 +107,40 @@ func TestHolders(t *testing.T) {
 		})
 	}
 }
+
+// TestForgetAndHeld: Forget drops everything one peer was known to hold in
+// one arena (paths in subdirectories too), and nothing of other peers or
+// arenas; Held records a holder as a snapshot says.
+func TestForgetAndHeld(t *testing.T) {
+	db := openDB(t)
+	a, b, self := realize.PeerID{1}, realize.PeerID{2}, realize.PeerID{9}
+	x, y := realize.Hash{0x10}, realize.Hash{0x20}
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, h := range []struct {
+			arena realize.ArenaName
+			peer  realize.PeerID
+			path  realize.Path
+			blob  realize.Hash
+		}{{"docs", a, "d/x", x}, {"docs", a, "y", y}, {"docs", b, "d/x", x}, {"other", a, "x", x}} {
+			if err := Held(tx, h.arena, h.peer, h.path, h.blob); err != nil {
+				return err
+			}
+		}
+		return Forget(tx, "docs", a)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *bolt.Tx) error {
+		if got := PathHolders(tx, "docs", "d/x", x, self); !slices.Equal(got, []realize.PeerID{b}) {
+			t.Errorf("holders of docs:d/x = %v, want b only", got)
+		}
+		if got := Holders(tx, y, self); len(got) != 0 {
+			t.Errorf("holders of y = %v, want none", got)
+		}
+		if got := PathHolders(tx, "other", "x", x, self); !slices.Equal(got, []realize.PeerID{a}) {
+			t.Errorf("holders of other:x = %v, want a (another arena)", got)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,112 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/realizefs/realize/household"
+	"github.com/realizefs/realize/internal/config"
+	"github.com/realizefs/realize/internal/control"
+)
+
+// runTrimming runs cfg with a fast trim loop until the test ends.
+func runTrimming(t *testing.T, cfg *config.Config) *control.Client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, quiet(), Options{TrimEvery: 200 * time.Millisecond, Ready: func(s string) { ready <- s }})
+	}()
+	var socket string
+	select {
+	case socket = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("daemon not ready after 10s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("no shutdown within 5s")
+		}
+	})
+	c := control.NewClient(socket)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Two daemons: once each has stored and acknowledged the other's changes,
+// both trim their logs down to the head (no audit retention configured),
+// `realize log --verify` still verifies, and status reports when the peer
+// was last heard from.
+func TestDaemonsTrimHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two daemons")
+	}
+	a, b := testConfig(t), testConfig(t)
+	a.Name, b.Name = "alpha", "beta"
+	a.Listen, b.Listen = freeUDP(t), freeUDP(t)
+	b.Arenas[0].Pin = true
+	for _, c := range []*config.Config{a, b} {
+		c.History = config.History{AuditKeep: 0, InactiveAfter: time.Hour}
+	}
+	ida, err := household.LoadIdentity(household.KeyPath(a.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idb, err := household.LoadIdentity(household.KeyPath(b.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Peers = []config.Peer{{Name: "beta", Key: idb.ID(), Address: b.Listen}}
+	b.Peers = []config.Peer{{Name: "alpha", Key: ida.ID(), Address: a.Listen}}
+	for _, f := range []string{"one", "two", "three"} {
+		if err := os.WriteFile(filepath.Join(a.Arenas[0].Dir, f), []byte(f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca, cb := runTrimming(t, a), runTrimming(t, b)
+	waitFor(t, 30*time.Second, "files replicated to beta", func() bool {
+		_, err := os.Stat(filepath.Join(b.Arenas[0].Dir, "three"))
+		return err == nil
+	})
+	if err := os.Remove(filepath.Join(a.Arenas[0].Dir, "two")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "deletion replicated to beta", func() bool {
+		_, err := os.Stat(filepath.Join(b.Arenas[0].Dir, "two"))
+		return os.IsNotExist(err)
+	})
+	entries := func(c *control.Client, peer string) int {
+		n := 0
+		c.Log(t.Context(), control.LogQuery{Arena: "docs", Peer: peer}, func(*control.LogRecord) error { n++; return nil })
+		return n
+	}
+	waitFor(t, 30*time.Second, "both logs trimmed to their head", func() bool {
+		return entries(ca, "self") == 1 && entries(cb, "self") == 1 && entries(ca, "beta") == 1 && entries(cb, "alpha") == 1
+	})
+	for _, c := range []*control.Client{ca, cb} {
+		rep, err := c.Verify(t.Context(), control.LogQuery{})
+		if err != nil || !rep.OK {
+			t.Fatalf("verify after trimming: %+v, %v", rep, err)
+		}
+		for _, l := range rep.Logs {
+			if l.First != l.Head || l.Head < 4 {
+				t.Errorf("log %s keeps %d-%d", l.Peer.Short(), l.First, l.Head)
+			}
+		}
+	}
+	st, err := ca.Status(t.Context())
+	if err != nil || len(st.Peers) != 1 || st.Peers[0].Heard.IsZero() || st.Peers[0].Inactive {
+		t.Fatalf("status peers %+v, %v", st.Peers, err)
+	}
+}
