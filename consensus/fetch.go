@@ -33,9 +33,12 @@ type BlockFetcher struct {
 	// Local, if set, supplies blocks this peer already holds in other
 	// files before any is asked of a peer.
 	Local LocalBlocks
-	// InFlight is the number of concurrent block runs (default 8).
+	// InFlight is the number of concurrent block runs (default: one per
+	// peer, at most 8).
 	InFlight int
-	// RunBlocks is the number of blocks asked for per request (default 16).
+	// RunBlocks is the number of blocks asked for per request (default
+	// 1024). Each run travels in order on one stream: long runs keep the
+	// transport streaming (docs/decisions/0013-bulk-streams.md).
 	RunBlocks int
 	// Stats, if set, counts bytes received and bytes reused.
 	Stats *FetchStats
@@ -218,11 +221,13 @@ func (bf *BlockFetcher) fetchMissing(ctx context.Context, peers []realize.PeerID
 	blocks realize.BlockMap, missing []int, dst *landing) error {
 	inFlight, per := bf.InFlight, bf.RunBlocks
 	if inFlight <= 0 {
-		inFlight = 8
+		inFlight = min(len(peers), 8)
 	}
 	if per <= 0 {
-		per = 16
+		per = 1024
 	}
+	todo := runs(missing, per)
+	inFlight = max(1, min(inFlight, len(todo)))
 	work := make(chan run)
 	errs := make(chan error, inFlight)
 	var wg sync.WaitGroup
@@ -240,7 +245,7 @@ func (bf *BlockFetcher) fetchMissing(ctx context.Context, peers []realize.PeerID
 	}
 	var err error
 feed:
-	for _, r := range runs(missing, per) {
+	for _, r := range todo {
 		select {
 		case work <- r:
 		case err = <-errs:

@@ -30,7 +30,8 @@ const (
 	pageFrameSize   = MaxFrameSize              // history.MaxPageEntries entries of at most 16 KiB
 	mapFrameSize    = MaxFrameSize              // 36 bytes a block: a ~100 GiB file
 	blocksFrameSize = real.BlockMax + (1 << 10) // one block and its header
-	// MaxBlocksPerRequest bounds a MsgBlocks request.
+	// MaxBlocksPerRequest bounds a MsgBlocks request to a peer of
+	// revision 1; from revision 2 a run may be as long as the blob.
 	MaxBlocksPerRequest = 64
 )
 
@@ -243,8 +244,8 @@ func (d *SyncData) serveBlocks(ctx context.Context, _ realize.PeerID, req *Reque
 	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
-	if q.N <= 0 || q.N > MaxBlocksPerRequest {
-		return &realize.Error{Op: "serve blocks", Kind: realize.Invalid, Arena: q.Arena, Err: errors.New("1 to 64 blocks per request")}
+	if q.N <= 0 {
+		return &realize.Error{Op: "serve blocks", Kind: realize.Invalid, Arena: q.Arena, Err: errors.New("no blocks asked for")}
 	}
 	a, err := d.arena(q.Arena)
 	if err != nil {

@@ -3,7 +3,6 @@ package household
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/realizefs/realize"
@@ -119,48 +118,25 @@ func (b Blocks) BlockMap(ctx context.Context, peer realize.PeerID, arena realize
 	return bm, nil
 }
 
-// ReadBlocks asks a peer for blocks first..first+n-1, in requests of at
-// most MaxBlocksPerRequest, and calls fn with each. The caller verifies
-// every block.
+// ReadBlocks asks a peer for blocks first..first+n-1 and calls fn with
+// each, in order; data is valid until fn returns. A peer of revision 2 or
+// later gets one request for the whole run, an older one requests of at
+// most MaxBlocksPerRequest. The caller verifies every block.
 func (b Blocks) ReadBlocks(ctx context.Context, peer realize.PeerID, arena realize.ArenaName, blob realize.Hash, first, n int, fn func(int, []byte) error) error {
 	c, err := b.conn(peer)
 	if err != nil {
 		return err
 	}
+	per := MaxBlocksPerRequest
+	if c.Version() >= revisionLongRuns {
+		per = n
+	}
 	for n > 0 {
-		k := min(n, MaxBlocksPerRequest)
+		k := min(n, per)
 		if err := readRun(ctx, c, &BlobRequest{Arena: arena, Blob: blob, First: first, N: k}, fn); err != nil {
 			return err
 		}
 		first, n = first+k, n-k
 	}
 	return nil
-}
-
-func readRun(ctx context.Context, c *Conn, q *BlobRequest, fn func(int, []byte) error) error {
-	r, err := c.Stream(ctx, MsgBlocks, q)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	want := q.First
-	for {
-		index, data, err := r.NextBlock()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if want != q.First+q.N {
-					return fmt.Errorf("peer sent %d of %d blocks", want-q.First, q.N)
-				}
-				return nil
-			}
-			return err
-		}
-		if index != want {
-			return fmt.Errorf("peer sent block %d where %d was expected", index, want)
-		}
-		if err := fn(index, data); err != nil {
-			return err
-		}
-		want++
-	}
 }

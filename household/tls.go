@@ -17,8 +17,14 @@ import (
 // of different versions fail the handshake instead of misreading frames.
 const ALPN = "realize/1"
 
-// ProtocolVersion is the version number ALPN names; Hello repeats it.
-const ProtocolVersion = 1
+// ProtocolVersion is the revision of the protocol this peer speaks within
+// ALPN "realize/1" (Hello.Version): revisions add message types, fields
+// and larger limits, never change what a revision-1 peer understands.
+const ProtocolVersion = 2
+
+// revisionLongRuns is the revision from which MsgBlocks accepts a run of
+// any length within the blob (1 to MaxBlocksPerRequest before).
+const revisionLongRuns = 2
 
 // alertNoApplicationProtocol is the TLS alert for an ALPN mismatch; QUIC
 // reports TLS alerts as transport error 0x100 + alert.
