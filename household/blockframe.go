@@ -99,9 +99,10 @@ func (w *ResponseWriter) SendBlock(index int, data []byte) error {
 		return &realize.Error{Op: op, Kind: realize.Invalid, Peer: w.peer,
 			Err: fmt.Errorf("response of %d bytes exceeds the limit of %d", size, w.max)}
 	}
-	_, err := w.s.Write(head)
+	out := w.out()
+	_, err := out.Write(head)
 	if err == nil {
-		_, err = w.s.Write(data)
+		_, err = out.Write(data)
 	}
 	if err != nil {
 		w.err = &realize.Error{Op: op, Kind: realize.Unavailable, Peer: w.peer, Err: err}

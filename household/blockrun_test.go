@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -21,6 +23,20 @@ import (
 // bytes, serves the sync messages over it and counts MsgBlocks requests.
 func blockServer(t *testing.T, n *node, size int) (content []byte, bm realize.BlockMap, requests *atomic.Int64) {
 	t.Helper()
+	content = make([]byte, size)
+	rand.NewChaCha8([32]byte{3}).Read(content)
+	a, counts := serveFiles(t, n, [][]byte{content})
+	bm, err := a.BlockMap(blake3.Sum256(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return content, bm, counts[MsgBlocks]
+}
+
+// serveFiles gives node n an arena "x" holding the files, serves the sync
+// messages over it and counts the MsgBlocks and MsgBlobs requests.
+func serveFiles(t *testing.T, n *node, files [][]byte) (*real.Arena, map[MsgType]*atomic.Int64) {
+	t.Helper()
 	db, err := store.Open(t.Context(), t.TempDir(), store.Options{Peer: n.ident.ID()})
 	if err != nil {
 		t.Fatal(err)
@@ -28,10 +44,10 @@ func blockServer(t *testing.T, n *node, size int) (content []byte, bm realize.Bl
 	t.Cleanup(func() { db.Close() })
 	log := history.New(n.ident.ID(), n.ident, nil)
 	root := t.TempDir()
-	content = make([]byte, size)
-	rand.NewChaCha8([32]byte{3}).Read(content)
-	if err := os.WriteFile(filepath.Join(root, "f.bin"), content, 0o644); err != nil {
-		t.Fatal(err)
+	for i, content := range files {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("f%d", i)), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	a, err := real.NewArena(real.ArenaOptions{Name: "x", Root: root, DB: db, Log: log, Self: n.ident.ID()})
 	if err != nil {
@@ -40,21 +56,21 @@ func blockServer(t *testing.T, n *node, size int) (content []byte, bm realize.Bl
 	if err := a.ScanAll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if bm, err = a.BlockMap(blake3.Sum256(content)); err != nil {
-		t.Fatal(err)
-	}
 	if err := RegisterSync(n.mux, &SyncData{DB: db, Log: log, Arena: func(realize.ArenaName) *real.Arena { return a }}); err != nil {
 		t.Fatal(err)
 	}
-	requests = new(atomic.Int64)
-	rt := n.mux.routes[MsgBlocks]
-	inner := rt.handler
-	rt.handler = func(ctx context.Context, p realize.PeerID, req *Request, w *ResponseWriter) error {
-		requests.Add(1)
-		return inner(ctx, p, req, w)
+	counts := map[MsgType]*atomic.Int64{}
+	for _, typ := range []MsgType{MsgBlocks, MsgBlobs} {
+		count := new(atomic.Int64)
+		rt := n.mux.routes[typ]
+		inner := rt.handler
+		rt.handler = func(ctx context.Context, p realize.PeerID, req *Request, w *ResponseWriter) error {
+			count.Add(1)
+			return inner(ctx, p, req, w)
+		}
+		n.mux.routes[typ], counts[typ] = rt, count
 	}
-	n.mux.routes[MsgBlocks] = rt
-	return content, bm, requests
+	return a, counts
 }
 
 // TestReadBlocksLongRuns: a run of blocks travels on one stream when both
@@ -150,4 +166,65 @@ func sharing(t *testing.T, a, b *node, arena realize.ArenaName) *Conn {
 	c := connected(t, b, a)
 	waitFor(t, 5e9, "hello", func() bool { return len(c.SharedArenas()) == 1 })
 	return c
+}
+
+// TestReadBlocksBatched: reads of block 0 of many small files at once
+// travel in a few MsgBlobs requests, each caller getting its own file; a
+// blob the peer does not have is asked alone and fails with its own
+// error, without failing the others. A revision 1 peer gets one MsgBlocks
+// request per file.
+func TestReadBlocksBatched(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		revision uint16
+	}{{"revision 2", 0}, {"revision 1", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newNode(t, "a", true), newNode(t, "b", true)
+			b.tweak = func(o *Options) { o.revision = tc.revision }
+			var files [][]byte
+			for i := range 300 {
+				files = append(files, fmt.Appendf(nil, "small file %d", i))
+			}
+			_, counts := serveFiles(t, a, files)
+			syncNode(t, b)
+			sharing(t, a, b, "x")
+			src := Blocks{Host: b.host}
+			missing := realize.Hash(blake3.Sum256([]byte("nowhere")))
+			errs := make([]error, len(files)+1)
+			var wg sync.WaitGroup
+			for i := range len(files) + 1 {
+				wg.Go(func() {
+					blob, want := missing, []byte(nil)
+					if i < len(files) {
+						blob, want = blake3.Sum256(files[i]), files[i]
+					}
+					errs[i] = src.ReadBlocks(t.Context(), a.ident.ID(), "x", blob, 0, 1, func(k int, data []byte) error {
+						if k != 0 || !bytes.Equal(data, want) {
+							return fmt.Errorf("got block %d %q, want %q", k, data, want)
+						}
+						return nil
+					})
+				})
+			}
+			wg.Wait()
+			for i, err := range errs[:len(files)] {
+				if err != nil {
+					t.Fatalf("file %d: %v", i, err)
+				}
+			}
+			if err := errs[len(files)]; realize.KindOf(err) != realize.NotExist {
+				t.Errorf("missing blob: %v, want a not-exist error", err)
+			}
+			blobs, blocks := counts[MsgBlobs].Load(), counts[MsgBlocks].Load()
+			if tc.revision == 1 {
+				if blobs != 0 || blocks != int64(len(files)+1) {
+					t.Errorf("revision 1: %d MsgBlobs and %d MsgBlocks requests, want 0 and %d", blobs, blocks, len(files)+1)
+				}
+				return
+			}
+			if blocks != 1 || blobs < 2 || blobs > int64(len(files))/4 {
+				t.Errorf("%d MsgBlobs and %d MsgBlocks requests for %d files and a missing one, want a few and 1", blobs, blocks, len(files))
+			}
+		})
+	}
 }

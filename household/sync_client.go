@@ -121,14 +121,26 @@ func (b Blocks) BlockMap(ctx context.Context, peer realize.PeerID, arena realize
 // ReadBlocks asks a peer for blocks first..first+n-1 and calls fn with
 // each, in order; data is valid until fn returns. A peer of revision 2 or
 // later gets one request for the whole run, an older one requests of at
-// most MaxBlocksPerRequest. The caller verifies every block.
+// most MaxBlocksPerRequest. Block 0 alone (the whole of a small file) is
+// asked of a peer of revision 2 together with other such requests, in
+// one MsgBlobs request (blobs.go). The caller verifies every block.
 func (b Blocks) ReadBlocks(ctx context.Context, peer realize.PeerID, arena realize.ArenaName, blob realize.Hash, first, n int, fn func(int, []byte) error) error {
 	c, err := b.conn(peer)
 	if err != nil {
 		return err
 	}
+	if first == 0 && n == 1 && c.Version() >= revisionBulk {
+		data, served, err := c.blobBatcher(arena).get(ctx, blob)
+		if served {
+			return fn(0, data)
+		}
+		if ctx.Err() != nil {
+			return c.streamError(ctx, "call "+MsgBlobs.String(), err)
+		}
+		// Not served in a batch: ask alone, which says why.
+	}
 	per := MaxBlocksPerRequest
-	if c.Version() >= revisionLongRuns {
+	if c.Version() >= revisionBulk {
 		per = n
 	}
 	for n > 0 {

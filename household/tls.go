@@ -22,9 +22,10 @@ const ALPN = "realize/1"
 // and larger limits, never change what a revision-1 peer understands.
 const ProtocolVersion = 2
 
-// revisionLongRuns is the revision from which MsgBlocks accepts a run of
-// any length within the blob (1 to MaxBlocksPerRequest before).
-const revisionLongRuns = 2
+// revisionBulk is the revision from which MsgBlocks accepts a run of any
+// length within the blob (1 to MaxBlocksPerRequest before) and MsgBlobs
+// is served.
+const revisionBulk = 2
 
 // alertNoApplicationProtocol is the TLS alert for an ALPN mismatch; QUIC
 // reports TLS alerts as transport error 0x100 + alert.

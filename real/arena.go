@@ -57,8 +57,9 @@ type Arena struct {
 
 	ignore *Ignorer // safe for concurrent use
 
-	status arenaStatus
-	maps   mapCache // block maps of blobs being served
+	status  arenaStatus
+	maps    mapCache    // block maps of blobs being served
+	commits commitQueue // placements waiting for their record (commit.go)
 }
 
 // NewArena checks the directory and prepares its indexer.
@@ -219,7 +220,7 @@ func (a *Arena) reloadIgnore(ctx context.Context, dir realize.Path) error {
 // ScanAll compares the whole real directory with the index and records
 // every difference.
 func (a *Arena) ScanAll(ctx context.Context) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	a.status.scanning.Store(true)
 	defer a.status.scanning.Store(false)
@@ -266,7 +267,7 @@ func (a *Arena) guardEmptyRoot(p *plan) error {
 // ScanPaths compares some directories (not their known subdirectories) and
 // some files with the index and records the differences.
 func (a *Arena) ScanPaths(ctx context.Context, dirs, files []realize.Path) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	p := &plan{}
 	for _, d := range dirs {
