@@ -119,6 +119,15 @@ type landing struct {
 
 func (d *landing) landed(i int) { d.l.Range(d.offsets[i], d.offsets[i+1]-d.offsets[i]) }
 
+// write writes block i's verified bytes (and reports them).
+func (d *landing) write(i int, data []byte) error {
+	if d.l != nil {
+		return d.l.Write(d.offsets[i], data)
+	}
+	_, err := d.f.WriteAt(data, d.offsets[i])
+	return err
+}
+
 // landedExcept reports the blocks of want (ascending) not in missing (a
 // subsequence of want).
 func (d *landing) landedExcept(want, missing []int) {
@@ -287,10 +296,9 @@ func (bf *BlockFetcher) fetchRun(ctx context.Context, peers []realize.PeerID, w 
 				bf.Stats.add(0, 0, 1)
 				return errBadBlock // invariant 3: never write unverified bytes
 			}
-			if _, err := dst.f.WriteAt(data, dst.offsets[i]); err != nil {
+			if err := dst.write(i, data); err != nil {
 				return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
 			}
-			dst.landed(i)
 			bf.Stats.add(int64(len(data)), 0, 0)
 			delete(todo, i)
 			return nil

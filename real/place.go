@@ -362,8 +362,12 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 		return "", Hashed{}, a.placeErr(path, realize.Invalid, errors.New("no content source"))
 	}
 	landed := newLanded(f, m.Size)
+	defer landed.close() // after the hashing is waited for, below
 	hashed := landed.follow(ctx, a.hasher)
 	err = ch.Fill(ctx, f, landed)
+	if ferr := landed.flush(); err == nil && ferr != nil {
+		err = a.placeErr(path, realize.IO, ferr)
+	}
 	landed.finish(err)
 	if err != nil {
 		_, _ = hashed() // the hashing stops at once; wait for it to let go of f
