@@ -38,7 +38,7 @@ type BlockFetcher struct {
 	InFlight int
 	// RunBlocks is the number of blocks asked for per request (default
 	// 1024). Each run travels in order on one stream: long runs keep the
-	// transport streaming (docs/decisions/0013-bulk-streams.md).
+	// transport streaming (docs/decisions/0013-sync-throughput.md).
 	RunBlocks int
 	// Stats, if set, counts bytes received and bytes reused.
 	Stats *FetchStats

@@ -13,7 +13,7 @@ import (
 // queued by then: one fsync per directory touched and one database
 // transaction (one history checkpoint) for the whole group, where each
 // placement used to pay for its own. Eight small files placed at once
-// cost about what one did (docs/decisions/0013-bulk-streams.md).
+// cost about what one did (docs/decisions/0013-sync-throughput.md).
 //
 // A file renamed into place but not yet recorded must never be seen by
 // the scanner, which would record it as a local edit. So whoever takes

@@ -12,7 +12,7 @@ import (
 // (O_DIRECT, where the system has it): its pages would only push out what
 // the user works with, and on the machines this was measured on, filling
 // new page cache cost about 2 s of system time per GiB against 0.2 s for
-// direct writes (docs/decisions/0013-bulk-streams.md). Direct I/O wants
+// direct writes (docs/decisions/0013-sync-throughput.md). Direct I/O wants
 // aligned offsets, lengths and memory, and blocks are content-defined: so
 // verified blocks are gathered into aligned segments, each written once
 // it is complete. What never completes a segment (around blocks found in
