@@ -15,7 +15,7 @@ import (
 // Small files are fetched many per request. Each is one block, and one
 // stream per block cost more than the block: a stream's set-up and
 // retirement (flow control credit, acknowledgements, the limit on
-// concurrent streams) held a peer to one or two thousand files a second
+// concurrent streams) held a peer to one to three thousand files a second
 // however small they were. Requests for block 0 of a blob gather in a
 // batch per connection and arena; a batch goes out as one MsgBlobs request
 // as soon as fewer than maxBlobBatches are in flight, so a lone request

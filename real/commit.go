@@ -12,8 +12,8 @@ import (
 // lets go of the lock and waits for a commit, which takes everything
 // queued by then: one fsync per directory touched and one database
 // transaction (one history checkpoint) for the whole group, where each
-// placement used to pay for its own. Eight small files placed at once
-// cost about what one did (docs/decisions/0013-sync-throughput.md).
+// placement used to pay for its own, and commits no longer cap how many
+// files a second are placed (docs/decisions/0013-sync-throughput.md).
 //
 // A file renamed into place but not yet recorded must never be seen by
 // the scanner, which would record it as a local edit. So whoever takes
