@@ -121,6 +121,13 @@ func keepable(others []realize.Alternative, winner realize.Meta) []realize.Alter
 // the resolution entry incoming comes from, if it does: when its version
 // is the outcome, the entry recorded here is a resolution too.
 func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []realize.Alternative, resolve *realize.Entry) error {
+	// Old news (an entry of ours relayed back, one already applied) needs
+	// no look at the disk: if the recorded frontier already has every
+	// incoming version, deciding under the arena's lock would change
+	// nothing either (a local change not recorded yet is only newer).
+	if rec, err := ap.Arena.Lookup(path); err == nil && rec != nil && !Decide(rec.Frontier(), incoming).Changed {
+		return nil
+	}
 	var err error
 	for range maxAttempts {
 		err = ap.Arena.Place(ctx, path, func(local []realize.Alternative) (*real.Change, error) {

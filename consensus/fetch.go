@@ -33,9 +33,12 @@ type BlockFetcher struct {
 	// Local, if set, supplies blocks this peer already holds in other
 	// files before any is asked of a peer.
 	Local LocalBlocks
-	// InFlight is the number of concurrent block runs (default 8).
+	// InFlight is the number of concurrent block runs (default: one per
+	// peer, at most 8).
 	InFlight int
-	// RunBlocks is the number of blocks asked for per request (default 16).
+	// RunBlocks is the number of blocks asked for per request (default
+	// 1024). Each run travels in order on one stream: long runs keep the
+	// transport streaming (docs/decisions/0013-sync-throughput.md).
 	RunBlocks int
 	// Stats, if set, counts bytes received and bytes reused.
 	Stats *FetchStats
@@ -115,6 +118,15 @@ type landing struct {
 }
 
 func (d *landing) landed(i int) { d.l.Range(d.offsets[i], d.offsets[i+1]-d.offsets[i]) }
+
+// write writes block i's verified bytes (and reports them).
+func (d *landing) write(i int, data []byte) error {
+	if d.l != nil {
+		return d.l.Write(d.offsets[i], data)
+	}
+	_, err := d.f.WriteAt(data, d.offsets[i])
+	return err
+}
 
 // landedExcept reports the blocks of want (ascending) not in missing (a
 // subsequence of want).
@@ -218,11 +230,13 @@ func (bf *BlockFetcher) fetchMissing(ctx context.Context, peers []realize.PeerID
 	blocks realize.BlockMap, missing []int, dst *landing) error {
 	inFlight, per := bf.InFlight, bf.RunBlocks
 	if inFlight <= 0 {
-		inFlight = 8
+		inFlight = min(len(peers), 8)
 	}
 	if per <= 0 {
-		per = 16
+		per = 1024
 	}
+	todo := runs(missing, per)
+	inFlight = max(1, min(inFlight, len(todo)))
 	work := make(chan run)
 	errs := make(chan error, inFlight)
 	var wg sync.WaitGroup
@@ -240,7 +254,7 @@ func (bf *BlockFetcher) fetchMissing(ctx context.Context, peers []realize.PeerID
 	}
 	var err error
 feed:
-	for _, r := range runs(missing, per) {
+	for _, r := range todo {
 		select {
 		case work <- r:
 		case err = <-errs:
@@ -282,10 +296,9 @@ func (bf *BlockFetcher) fetchRun(ctx context.Context, peers []realize.PeerID, w 
 				bf.Stats.add(0, 0, 1)
 				return errBadBlock // invariant 3: never write unverified bytes
 			}
-			if _, err := dst.f.WriteAt(data, dst.offsets[i]); err != nil {
+			if err := dst.write(i, data); err != nil {
 				return &realize.Error{Op: "fetch", Kind: realize.IO, Arena: arena, Err: err}
 			}
-			dst.landed(i)
 			bf.Stats.add(int64(len(data)), 0, 0)
 			delete(todo, i)
 			return nil

@@ -293,91 +293,192 @@ func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, 
 			return nil
 		})
 	})
-	if err != nil {
+	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
-	done := 0
-	for done < len(entries) {
-		batch := nextBatch(entries[done:])
-		if err := r.applyBatch(ctx, author, batch); err != nil {
-			return done, err
-		}
-		done += len(batch)
-		// The cursor is committed every so often, not per entry: applying
-		// an entry again after a crash is harmless (it is then equal or
-		// older).
-		if done%appliedEvery < len(batch) || done == len(entries) {
-			if err := r.setApplied(author, entries[done-1].Seq); err != nil {
-				return done, err
-			}
-		}
-	}
-	return len(entries), nil
-}
-
-// maxParallel bounds the file entries applied at once.
-const maxParallel = 8
-
-// nextBatch returns the entries to apply together: a run of file contents
-// arriving (add, replace) at distinct paths, which commute, or else the
-// single next entry. Removals, directory changes, renames, symlinks and
-// conflicts keep their exact order: a removal overtaking an add could take
-// away the local copy the add would have used (a rename relayed as add +
-// remove would then move bytes).
-func nextBatch(entries []*realize.Entry) []*realize.Entry {
-	seen := map[realize.Path]bool{}
-	n := 0
-	for _, e := range entries {
-		plain := e.Op == realize.OpAdd || e.Op == realize.OpReplace
-		if !plain || seen[e.Path] || n == 4*maxParallel {
+	w := newWindow(r, author, entries)
+	for i, e := range entries {
+		if !w.admit(ctx, i, e) {
 			break
 		}
-		seen[e.Path] = true
-		n++
 	}
-	return entries[:max(n, 1)]
+	return w.finish()
 }
 
-// applyBatch applies entries concurrently (a batch from nextBatch) and
-// sorts out their errors: the earliest error worth retrying stops the log
-// there (later ones are applied again next time: harmless).
-func (r *Replicator) applyBatch(ctx context.Context, author realize.PeerID, batch []*realize.Entry) error {
-	errs := make([]error, len(batch))
-	sem := make(chan struct{}, maxParallel)
-	var wg sync.WaitGroup
-	for i, e := range batch {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = r.Applier.Apply(ctx, e)
-		}()
+// Entries are applied through a window sliding along the log. File
+// contents arriving (add, replace) at distinct paths commute, so up to
+// maxWeight of them run at once (a large file weighs more: each has its
+// own transfer); removals, directory changes, renames, symlinks and
+// conflicts keep their exact order: each waits for everything before it
+// and runs alone. (A removal overtaking an add could take away the local
+// copy the add would have used; a rename relayed as add + remove would
+// then move bytes.) Many small files in flight let the arena commit their
+// records in groups (real's group commit).
+const (
+	maxWeight = 256
+	bigWeight = 64 // a file larger than one block
+)
+
+// window applies one log's entries, keeping the applied cursor behind
+// every entry not yet done.
+type window struct {
+	r       *Replicator
+	author  realize.PeerID
+	entries []*realize.Entry
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	saveMu  sync.Mutex // cursor writes in order
+
+	mu      sync.Mutex
+	busy    map[realize.Path]bool // paths being applied
+	done    []bool
+	mark    int   // entries[:mark] are done
+	saved   int   // the applied cursor is at entries[saved-1]
+	stopped int   // lowest entry whose error stops the log; -1 none
+	err     error // that error
+}
+
+func newWindow(r *Replicator, author realize.PeerID, entries []*realize.Entry) *window {
+	return &window{r: r, author: author, entries: entries, sem: make(chan struct{}, maxWeight),
+		busy: map[realize.Path]bool{}, done: make([]bool, len(entries)), stopped: -1}
+}
+
+func plain(e *realize.Entry) bool { return e.Op == realize.OpAdd || e.Op == realize.OpReplace }
+
+func weight(e *realize.Entry) int {
+	if e.Meta.Size > real.OneBlockMax {
+		return bigWeight
 	}
-	wg.Wait()
-	for i, err := range errs {
-		if err == nil {
-			continue
+	return 1
+}
+
+// admit applies entry i, in the background if it is plain. It returns
+// false once the log must stop.
+func (w *window) admit(ctx context.Context, i int, e *realize.Entry) bool {
+	w.mu.Lock()
+	clash := w.busy[e.Path]
+	w.mu.Unlock()
+	if !plain(e) || clash {
+		w.wg.Wait()
+	}
+	if w.isStopped() || ctx.Err() != nil {
+		return false
+	}
+	if !plain(e) {
+		w.result(i, w.r.Applier.Apply(ctx, e))
+		return !w.isStopped()
+	}
+	n := weight(e)
+	for k := 0; k < n; k++ {
+		select {
+		case w.sem <- struct{}{}:
+		case <-ctx.Done():
+			for ; k > 0; k-- {
+				<-w.sem
+			}
+			return false
 		}
-		e := batch[i]
+	}
+	w.mu.Lock()
+	w.busy[e.Path] = true
+	w.mu.Unlock()
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		err := w.r.Applier.Apply(ctx, e)
+		w.mu.Lock()
+		delete(w.busy, e.Path)
+		w.mu.Unlock()
+		for k := 0; k < n; k++ {
+			<-w.sem
+		}
+		w.result(i, err)
+	}()
+	return true
+}
+
+func (w *window) isStopped() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopped >= 0
+}
+
+// result sorts out entry i's outcome: an error worth retrying stops the
+// log there (entries after it that were applied meanwhile are applied
+// again next time: harmless); other errors skip the entry with a warning,
+// so that one entry this peer cannot take never blocks a log.
+func (w *window) result(i int, err error) {
+	e := w.entries[i]
+	if err != nil {
 		switch {
 		case realize.KindOf(err) == realize.Unavailable:
-			if sup, serr := r.superseded(e); serr != nil || !sup {
+			if sup, serr := w.r.superseded(e); serr != nil || !sup {
 				// Wait for a peer that has the bytes: the log stops here.
-				return errors.Join(serr, r.setApplied(author, e.Seq-1),
-					fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err))
+				w.stop(i, errors.Join(serr, fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, w.author.Short(), e.Op, e.Path, err)))
+				return
 			}
 		case retryLater(err):
-			return errors.Join(fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err),
-				r.setApplied(author, e.Seq-1))
+			w.stop(i, fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, w.author.Short(), e.Op, e.Path, err))
+			return
 		default:
-			r.Skipped.Add(1)
-			if r.Logger != nil {
-				r.Logger.Warn("history entry not applied", "arena", string(r.Arena), "author", author.Short(),
+			w.r.Skipped.Add(1)
+			if w.r.Logger != nil {
+				w.r.Logger.Warn("history entry not applied", "arena", string(w.r.Arena), "author", w.author.Short(),
 					"seq", e.Seq, "op", e.Op.String(), "path", string(e.Path), "err", err)
 			}
 		}
 	}
-	return nil
+	w.mu.Lock()
+	w.done[i] = true
+	for w.mark < len(w.done) && w.done[w.mark] {
+		w.mark++
+	}
+	save := w.stopped < 0 && w.mark-w.saved >= appliedEvery
+	mark := w.mark
+	w.mu.Unlock()
+	// The cursor is committed every so often, not per entry: applying
+	// an entry again after a crash is harmless (it is then equal or
+	// older).
+	if save {
+		w.saveCursor(mark)
+	}
+}
+
+func (w *window) stop(i int, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped < 0 || i < w.stopped {
+		w.stopped, w.err = i, err
+	}
+}
+
+// saveCursor records entries[:mark] as applied, if that is further than
+// recorded.
+func (w *window) saveCursor(mark int) error {
+	w.saveMu.Lock()
+	defer w.saveMu.Unlock()
+	w.mu.Lock()
+	if mark <= w.saved {
+		w.mu.Unlock()
+		return nil
+	}
+	w.saved = mark
+	w.mu.Unlock()
+	return w.r.setApplied(w.author, w.entries[mark-1].Seq)
+}
+
+// finish waits for the entries in flight and sets the applied cursor
+// after the last entry done with nothing undone before it.
+func (w *window) finish() (int, error) {
+	w.wg.Wait()
+	w.mu.Lock()
+	stopped, err, mark := w.stopped, w.err, w.mark
+	w.mu.Unlock()
+	if stopped >= 0 {
+		// Up to the stopping entry, everything before it finished.
+		return stopped, errors.Join(err, w.r.setApplied(w.author, w.entries[stopped].Seq-1))
+	}
+	return mark, w.saveCursor(mark)
 }
 
 const appliedEvery = 64

@@ -99,9 +99,10 @@ func (w *ResponseWriter) SendBlock(index int, data []byte) error {
 		return &realize.Error{Op: op, Kind: realize.Invalid, Peer: w.peer,
 			Err: fmt.Errorf("response of %d bytes exceeds the limit of %d", size, w.max)}
 	}
-	_, err := w.s.Write(head)
+	out := w.out()
+	_, err := out.Write(head)
 	if err == nil {
-		_, err = w.s.Write(data)
+		_, err = out.Write(data)
 	}
 	if err != nil {
 		w.err = &realize.Error{Op: op, Kind: realize.Unavailable, Peer: w.peer, Err: err}
@@ -114,31 +115,39 @@ func (w *ResponseWriter) SendBlock(index int, data []byte) error {
 // aliases a buffer of the Reader, valid until the next call. Other
 // frames (the end, an error) are returned as Next returns them.
 func (r *Reader) NextBlock() (int, []byte, error) {
+	i, data, buf, err := r.nextBlockInto(r.buf)
+	r.buf = buf
+	return i, data, err
+}
+
+// nextBlockInto is NextBlock reading into buf, grown if too small; it
+// returns the buffer it used, for the caller to reuse.
+func (r *Reader) nextBlockInto(buf []byte) (int, []byte, []byte, error) {
 	if r.err != nil {
-		return 0, nil, r.err
+		return 0, nil, buf, r.err
 	}
 	n, err := readLen(r.br, r.max)
 	if err != nil {
-		return 0, nil, r.frameFailed(err)
+		return 0, nil, buf, r.frameFailed(err)
 	}
-	if cap(r.buf) < n {
-		r.buf = make([]byte, n)
+	if cap(buf) < n {
+		buf = make([]byte, n)
 	}
-	b := r.buf[:n]
+	b := buf[:n]
 	if _, err := io.ReadFull(r.br, b); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			err = malformed("truncated frame: want %d bytes", n)
 		}
-		return 0, nil, r.frameFailed(err)
+		return 0, nil, buf, r.frameFailed(err)
 	}
 	if i, data, ok := parseBlockFrame(b); ok {
-		return i, data, nil
+		return i, data, buf, nil
 	}
 	var f BlockFrame
 	if err := r.decode(b, &f); err != nil {
-		return 0, nil, err
+		return 0, nil, buf, err
 	}
-	return f.Index, f.Data, nil
+	return f.Index, f.Data, buf, nil
 }
 
 // parseBlockFrame recognises the codec's encoding of a data frame holding

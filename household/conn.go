@@ -36,6 +36,7 @@ type Conn struct {
 	helloSeen  bool
 	helloCh    chan struct{} // closed at the peer's first Hello
 	registered bool          // guarded by host.mu: OnConnect was sent, OnDisconnect not yet
+	batchers   map[realize.ArenaName]*blobBatcher
 }
 
 func newConn(h *Host, qc *quic.Conn, p Peer, dialledByUs bool) *Conn {

@@ -4,13 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/history"
+	"github.com/realizefs/realize/internal/store"
+	"github.com/realizefs/realize/real"
+	"github.com/zeebo/blake3"
 )
 
 // The committed corpora under testdata/fuzz hold these seeds and more;
@@ -144,4 +152,84 @@ func offlineConnWith(mux *Mux, helloDone bool) *Conn {
 		c.setHello(Hello{Version: 1, Arenas: []realize.ArenaName{"shared", "theirs"}})
 	}
 	return c
+}
+
+// FuzzServeBlocks feeds anything to the block handlers (MsgBlocks,
+// MsgBlobs, MsgBlockMap) of a peer holding a few files: the response is
+// well formed, and every block it carries is one of the files' blocks.
+func FuzzServeBlocks(f *testing.F) {
+	files := [][]byte{[]byte("one small file"), []byte("another one"), bytes.Repeat([]byte("x"), 3000)}
+	mux, blobs := fuzzBlockServer(f, files)
+	known := map[string]bool{}
+	for _, c := range files {
+		known[string(c)] = true
+	}
+	for _, b := range blobs {
+		f.Add(request(f, MsgBlobs, &BlobsRequest{Arena: "shared", Blobs: []realize.Hash{b, {1}, b}}))
+		f.Add(request(f, MsgBlocks, &BlobRequest{Arena: "shared", Blob: b, First: 0, N: 1}))
+		f.Add(request(f, MsgBlockMap, &BlobRequest{Arena: "shared", Blob: b}))
+	}
+	f.Add(request(f, MsgBlobs, &BlobsRequest{Arena: "shared"}))
+	f.Add(request(f, MsgBlobs, &BlobsRequest{Arena: "theirs", Blobs: blobs}))
+	f.Add(request(f, MsgBlobs, &BlobsRequest{Arena: "shared", Blobs: make([]realize.Hash, MaxBlobsPerRequest+1)}))
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := offlineConnWith(mux, true)
+		s := newMemStream(ctx, data)
+		c.serveStream(s)
+		if s.out.Len() == 0 {
+			return
+		}
+		msgs, _, err := parseResponse(s.out.Bytes(), MaxFrameSize)
+		if err != nil {
+			t.Fatalf("bad response %x: %v", s.out.Bytes(), err)
+		}
+		codec := newCodec()
+		for _, m := range msgs {
+			var bf BlockFrame
+			if codec.unmarshal(m, &bf) == nil && bf.Data != nil && !known[string(bf.Data)] {
+				t.Fatalf("served bytes of no file: %q", bf.Data)
+			}
+		}
+	})
+}
+
+// fuzzBlockServer is a Mux serving the sync messages over an arena
+// "shared" holding files (each one block), and the files' blob hashes.
+func fuzzBlockServer(f *testing.F, files [][]byte) (*Mux, []realize.Hash) {
+	id, err := NewIdentity(rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), f.TempDir(), store.Options{Peer: id.ID()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { db.Close() })
+	log := history.New(id.ID(), id, nil)
+	root := f.TempDir()
+	var blobs []realize.Hash
+	for i, c := range files {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("f%d", i)), c, 0o644); err != nil {
+			f.Fatal(err)
+		}
+		blobs = append(blobs, blake3.Sum256(c))
+	}
+	a, err := real.NewArena(real.ArenaOptions{Name: "shared", Root: root, DB: db, Log: log, Self: id.ID()})
+	if err == nil {
+		err = a.ScanAll(context.Background())
+	}
+	if err != nil {
+		f.Fatal(err)
+	}
+	mux := NewMux()
+	if err := RegisterSync(mux, &SyncData{DB: db, Log: log, Arena: func(n realize.ArenaName) *real.Arena {
+		if n == "shared" {
+			return a
+		}
+		return nil
+	}}); err != nil {
+		f.Fatal(err)
+	}
+	return mux, blobs
 }

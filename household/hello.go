@@ -55,7 +55,15 @@ func (m *Hello) validate() error {
 
 // helloFor is what this peer tells peer.
 func (h *Host) helloFor(peer realize.PeerID) Hello {
-	return Hello{Version: ProtocolVersion, Name: h.opts.Name, Arenas: h.localArenas(peer)}
+	return Hello{Version: h.revision(), Name: h.opts.Name, Arenas: h.localArenas(peer)}
+}
+
+// revision is the protocol revision this peer speaks.
+func (h *Host) revision() uint16 {
+	if h.opts.revision != 0 {
+		return h.opts.revision
+	}
+	return ProtocolVersion
 }
 
 // localArenas asks the configuration, every time, which arenas this side
@@ -118,7 +126,7 @@ func (c *Conn) Version() uint16 {
 	if c.remote == nil {
 		return 0
 	}
-	return min(c.remote.Version, ProtocolVersion)
+	return min(c.remote.Version, c.host.revision())
 }
 
 // PeerName is the name the peer gave itself in its Hello.

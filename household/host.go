@@ -57,6 +57,10 @@ type Options struct {
 	BackoffMin  time.Duration // first redial delay; default 500 ms
 	BackoffMax  time.Duration // redial delay cap; default 2 min
 	MaxStreams  int64         // concurrent requests a peer may have open; default 64
+
+	// revision, when set, is the protocol revision this peer claims
+	// instead of ProtocolVersion (tests: an older peer).
+	revision uint16
 }
 
 // Timing defaults.

@@ -1,8 +1,10 @@
 package household
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/fxamacker/cbor/v2"
@@ -124,7 +126,26 @@ type ResponseWriter struct {
 	typ   MsgType
 	peer  realize.PeerID
 	max   int
-	err   error // sticky: after a failed write the stream is unusable
+	err   error         // sticky: after a failed write the stream is unusable
+	bw    *bufio.Writer // set by Buffer
+}
+
+// Buffer makes the writer gather response frames, up to n bytes, and
+// write them to the stream together (and the rest when the handler
+// returns). For many small messages: each write to a stream waits until
+// the transport has taken the bytes, a wait per message otherwise.
+func (w *ResponseWriter) Buffer(n int) {
+	if w.bw == nil {
+		w.bw = bufio.NewWriterSize(w.s, n)
+	}
+}
+
+// out is where frames go: the buffer, if any, or the stream.
+func (w *ResponseWriter) out() io.Writer {
+	if w.bw != nil {
+		return w.bw
+	}
+	return w.s
 }
 
 // Send sends v as one response message. A message larger than the type's
@@ -147,7 +168,7 @@ func (w *ResponseWriter) Send(v any) error {
 		return &realize.Error{Op: op, Kind: realize.Invalid, Peer: w.peer,
 			Err: fmt.Errorf("response of %d bytes exceeds the limit of %d", len(frame), w.max)}
 	}
-	if err := writeFrame(w.s, frame); err != nil {
+	if err := writeFrame(w.out(), frame); err != nil {
 		w.err = &realize.Error{Op: op, Kind: realize.Unavailable, Peer: w.peer, Err: err}
 		return w.err
 	}
@@ -172,6 +193,9 @@ func (w *ResponseWriter) finish(err error) error {
 	if err != nil {
 		return err
 	}
-	w.err = writeFrame(w.s, frame)
+	w.err = writeFrame(w.out(), frame)
+	if w.err == nil && w.bw != nil {
+		w.err = w.bw.Flush()
+	}
 	return w.err
 }

@@ -22,6 +22,7 @@ const (
 	MsgBlockMap MsgType = 0x0013 // a blob's block map
 	MsgBlocks   MsgType = 0x0014 // a run of a blob's blocks
 	MsgAck      MsgType = 0x0015 // how far the caller has stored each log
+	MsgBlobs    MsgType = 0x0017 // the first block of each of several blobs (revision 2)
 )
 
 // Size limits of the sync messages (each frame, both directions).
@@ -30,8 +31,13 @@ const (
 	pageFrameSize   = MaxFrameSize              // history.MaxPageEntries entries of at most 16 KiB
 	mapFrameSize    = MaxFrameSize              // 36 bytes a block: a ~100 GiB file
 	blocksFrameSize = real.BlockMax + (1 << 10) // one block and its header
-	// MaxBlocksPerRequest bounds a MsgBlocks request.
+	// MaxBlocksPerRequest bounds a MsgBlocks request to a peer of
+	// revision 1; from revision 2 a run may be as long as the blob.
 	MaxBlocksPerRequest = 64
+	// MaxBlobsPerRequest bounds a MsgBlobs request.
+	MaxBlobsPerRequest = 256
+	// blobsBuffer is how much of a MsgBlobs response is written at once.
+	blobsBuffer = 256 << 10
 )
 
 // LogsRequest asks for the logs of an arena (MsgLogs, MsgWatch); with Logs
@@ -74,6 +80,16 @@ type BlobRequest struct {
 	N     int               `cbor:"4,keyasint,omitempty"`
 }
 
+// BlobsRequest asks for the first block of each of several blobs of an
+// arena (MsgBlobs): the whole content of files of one block, many per
+// request. The response is one BlockFrame per blob served, in the order
+// asked, its Index the blob's position in Blobs; a blob the peer cannot
+// serve is left out (the caller asks for it alone to learn why).
+type BlobsRequest struct {
+	Arena realize.ArenaName `cbor:"1,keyasint"`
+	Blobs []realize.Hash    `cbor:"2,keyasint"`
+}
+
 // BlockMapResponse is a blob's block map.
 type BlockMapResponse struct {
 	Blocks []WireBlock `cbor:"1,keyasint"`
@@ -95,9 +111,10 @@ type BlockFrame struct {
 // arenaRequest is a request about one arena.
 type arenaRequest interface{ arena() realize.ArenaName }
 
-func (q *LogsRequest) arena() realize.ArenaName { return q.Arena }
-func (q *PageRequest) arena() realize.ArenaName { return q.Arena }
-func (q *BlobRequest) arena() realize.ArenaName { return q.Arena }
+func (q *LogsRequest) arena() realize.ArenaName  { return q.Arena }
+func (q *PageRequest) arena() realize.ArenaName  { return q.Arena }
+func (q *BlobRequest) arena() realize.ArenaName  { return q.Arena }
+func (q *BlobsRequest) arena() realize.ArenaName { return q.Arena }
 
 // decodeShared decodes a request and checks that its arena is shared with
 // the caller — the first thing every sync handler does, before it reads
@@ -128,6 +145,7 @@ func RegisterSync(m *Mux, d *SyncData) error {
 		{MsgWatch, logsFrameSize, d.serveWatch},
 		{MsgBlockMap, mapFrameSize, d.serveBlockMap},
 		{MsgBlocks, blocksFrameSize, d.serveBlocks},
+		{MsgBlobs, blocksFrameSize, d.serveBlobs},
 		{MsgAck, logsFrameSize, d.serveAck},
 		{MsgSnapshot, snapshotFrameSize, d.serveSnapshot},
 	} {
@@ -243,8 +261,8 @@ func (d *SyncData) serveBlocks(ctx context.Context, _ realize.PeerID, req *Reque
 	if err := decodeShared(req, &q); err != nil {
 		return err
 	}
-	if q.N <= 0 || q.N > MaxBlocksPerRequest {
-		return &realize.Error{Op: "serve blocks", Kind: realize.Invalid, Arena: q.Arena, Err: errors.New("1 to 64 blocks per request")}
+	if q.N <= 0 {
+		return &realize.Error{Op: "serve blocks", Kind: realize.Invalid, Arena: q.Arena, Err: errors.New("no blocks asked for")}
 	}
 	a, err := d.arena(q.Arena)
 	if err != nil {
@@ -253,6 +271,36 @@ func (d *SyncData) serveBlocks(ctx context.Context, _ realize.PeerID, req *Reque
 	return a.ReadBlocks(ctx, q.Blob, q.First, q.N, func(i int, data []byte) error {
 		return w.SendBlock(i, data)
 	})
+}
+
+func (d *SyncData) serveBlobs(ctx context.Context, _ realize.PeerID, req *Request, w *ResponseWriter) error {
+	var q BlobsRequest
+	if err := decodeShared(req, &q); err != nil {
+		return err
+	}
+	if len(q.Blobs) == 0 || len(q.Blobs) > MaxBlobsPerRequest {
+		return &realize.Error{Op: "serve blobs", Kind: realize.Invalid, Arena: q.Arena, Err: errors.New("1 to 256 blobs per request")}
+	}
+	a, err := d.arena(q.Arena)
+	if err != nil {
+		return err
+	}
+	w.Buffer(blobsBuffer)
+	for i, blob := range q.Blobs {
+		sent := false
+		err := a.ReadBlocks(ctx, blob, 0, 1, func(_ int, data []byte) error {
+			sent = true
+			return w.SendBlock(i, data)
+		})
+		switch {
+		case sent && err != nil:
+			return err // the stream failed
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		// A blob not here (or changed, or unreadable) is left out.
+	}
+	return nil
 }
 
 // serveAck records how far the caller has stored the arena's logs, and

@@ -3,7 +3,6 @@ package household
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/realizefs/realize"
@@ -119,48 +118,37 @@ func (b Blocks) BlockMap(ctx context.Context, peer realize.PeerID, arena realize
 	return bm, nil
 }
 
-// ReadBlocks asks a peer for blocks first..first+n-1, in requests of at
-// most MaxBlocksPerRequest, and calls fn with each. The caller verifies
-// every block.
+// ReadBlocks asks a peer for blocks first..first+n-1 and calls fn with
+// each, in order; data is valid until fn returns. A peer of revision 2 or
+// later gets one request for the whole run, an older one requests of at
+// most MaxBlocksPerRequest. Block 0 alone (the whole of a small file) is
+// asked of a peer of revision 2 together with other such requests, in
+// one MsgBlobs request (blobs.go). The caller verifies every block.
 func (b Blocks) ReadBlocks(ctx context.Context, peer realize.PeerID, arena realize.ArenaName, blob realize.Hash, first, n int, fn func(int, []byte) error) error {
 	c, err := b.conn(peer)
 	if err != nil {
 		return err
 	}
+	if first == 0 && n == 1 && c.Version() >= revisionBulk {
+		data, served, err := c.blobBatcher(arena).get(ctx, blob)
+		if served {
+			return fn(0, data)
+		}
+		if ctx.Err() != nil {
+			return c.streamError(ctx, "call "+MsgBlobs.String(), err)
+		}
+		// Not served in a batch: ask alone, which says why.
+	}
+	per := MaxBlocksPerRequest
+	if c.Version() >= revisionBulk {
+		per = n
+	}
 	for n > 0 {
-		k := min(n, MaxBlocksPerRequest)
+		k := min(n, per)
 		if err := readRun(ctx, c, &BlobRequest{Arena: arena, Blob: blob, First: first, N: k}, fn); err != nil {
 			return err
 		}
 		first, n = first+k, n-k
 	}
 	return nil
-}
-
-func readRun(ctx context.Context, c *Conn, q *BlobRequest, fn func(int, []byte) error) error {
-	r, err := c.Stream(ctx, MsgBlocks, q)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	want := q.First
-	for {
-		index, data, err := r.NextBlock()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if want != q.First+q.N {
-					return fmt.Errorf("peer sent %d of %d blocks", want-q.First, q.N)
-				}
-				return nil
-			}
-			return err
-		}
-		if index != want {
-			return fmt.Errorf("peer sent block %d where %d was expected", index, want)
-		}
-		if err := fn(index, data); err != nil {
-			return err
-		}
-		want++
-	}
 }

@@ -18,8 +18,15 @@ import (
 const ALPN = "realize/1"
 
 // ProtocolVersion is the revision of the protocol this peer speaks within
-// ALPN; Hello announces it (docs/protocol.md, "Versioning policy").
+// ALPN "realize/1" (Hello.Version; docs/protocol.md, "Versioning policy"):
+// revisions add message types, fields and larger limits, never change what
+// a revision-1 peer understands.
 const ProtocolVersion = 2
+
+// revisionBulk is the revision from which MsgBlocks accepts a run of any
+// length within the blob (1 to MaxBlocksPerRequest before) and MsgBlobs
+// is served.
+const revisionBulk = 2
 
 // alertNoApplicationProtocol is the TLS alert for an ALPN mismatch; QUIC
 // reports TLS alerts as transport error 0x100 + alert.

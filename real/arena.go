@@ -68,8 +68,9 @@ type Arena struct {
 	settle     time.Duration
 	guard      guardState
 
-	status arenaStatus
-	maps   mapCache // block maps of blobs being served
+	status  arenaStatus
+	maps    mapCache    // block maps of blobs being served
+	commits commitQueue // placements waiting for their record (commit.go)
 }
 
 // NewArena checks the directory and prepares its indexer.
@@ -249,7 +250,7 @@ func (a *Arena) reloadIgnore(ctx context.Context, dir realize.Path) error {
 // ScanAll compares the whole real directory with the index and records
 // every difference.
 func (a *Arena) ScanAll(ctx context.Context) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	return a.scanAllLocked(ctx)
 }
@@ -280,7 +281,7 @@ func (a *Arena) scanAllLocked(ctx context.Context) error {
 // ScanPaths compares some directories (not their known subdirectories) and
 // some files with the index and records the differences.
 func (a *Arena) ScanPaths(ctx context.Context, dirs, files []realize.Path) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	p := &plan{}
 	for _, d := range dirs {

@@ -22,6 +22,7 @@ import (
 // that is exactly one block of bm was verified against that block's hash.
 type Landed struct {
 	f    *os.File
+	name string // f's name, to open it again for direct I/O
 	size int64
 
 	mu     sync.Mutex
@@ -33,10 +34,13 @@ type Landed struct {
 	ok     map[int64]int64 // verified block ranges: start → length
 	end    error           // set when Fill returned: nil (all final) or why not
 	ended  bool
+
+	direct      *directWriter // set at the first Write of a large file, if possible
+	directTried bool
 }
 
 func newLanded(f *os.File, size int64) *Landed {
-	l := &Landed{f: f, size: size, ahead: map[int64]int64{}, ok: map[int64]int64{}}
+	l := &Landed{f: f, name: f.Name(), size: size, ahead: map[int64]int64{}, ok: map[int64]int64{}}
 	l.wake = sync.NewCond(&l.mu)
 	return l
 }
@@ -54,6 +58,59 @@ func (l *Landed) Blocks(bm realize.BlockMap) {
 	for i, b := range bm {
 		l.starts[off] = i
 		off += int64(b.Size)
+	}
+}
+
+// Write writes verified bytes at off and reports them final (as Range)
+// once they are in the file. A large file is written around the page
+// cache where the system allows it (direct.go); its bytes then reach the
+// file in aligned segments, some only when the Fill returns.
+func (l *Landed) Write(off int64, data []byte) error {
+	if d := l.directWriter(); d != nil {
+		return d.write(off, data)
+	}
+	if _, err := l.f.WriteAt(data, off); err != nil {
+		return err
+	}
+	l.Range(off, int64(len(data)))
+	return nil
+}
+
+// directWriter returns the writer around the page cache, opening it at
+// the first Write of a large file; nil if there is none.
+func (l *Landed) directWriter() *directWriter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.direct == nil && !l.directTried && l.size >= directMin && l.name != "" {
+		l.directTried = true
+		if f, err := openDirect(l.name); err == nil {
+			l.direct = newDirectWriter(l, f)
+		}
+	}
+	return l.direct
+}
+
+// directReader returns the writer around the page cache if Write used
+// one: what it wrote is read back the same way.
+func (l *Landed) directReader() *directWriter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.direct
+}
+
+// flush writes what Write still holds (Fill has returned) and closes
+// what it opened; the hashing of the file must be over.
+func (l *Landed) flush() error {
+	if d := l.directReader(); d != nil {
+		return d.finish()
+	}
+	return nil
+}
+
+// close releases the file opened for direct I/O, once nothing reads.
+func (l *Landed) close() {
+	if d := l.directReader(); d != nil {
+		d.direct.Close()
 	}
 }
 
@@ -120,8 +177,12 @@ func (l *Landed) reader() io.Reader { return &landedReader{l: l} }
 type landedReader struct {
 	l       *Landed
 	pos     int64
-	flushed int64 // writeback started up to here
+	flushed int64  // writeback started up to here
+	abuf    []byte // aligned buffer for direct reads
 }
+
+// directReadMax is the most one direct read takes.
+const directReadMax = 4 << 20
 
 // writebackEvery is how much hashed data accumulates before its writeback
 // to disk is started.
@@ -135,7 +196,7 @@ func (r *landedReader) Read(p []byte) (int, error) {
 	if r.pos >= limit {
 		return 0, io.EOF
 	}
-	n, err := r.l.f.ReadAt(p[:min(int64(len(p)), limit-r.pos)], r.pos)
+	n, err := r.readAt(p[:min(int64(len(p)), limit-r.pos)])
 	r.pos += int64(n)
 	if r.pos-r.flushed >= writebackEvery {
 		startWriteback(r.l.f, r.flushed, r.pos-r.flushed)
@@ -145,6 +206,19 @@ func (r *landedReader) Read(p []byte) (int, error) {
 		err = nil // the file is shorter than it should be: the next read says so
 	}
 	return n, err
+}
+
+// readAt reads at r.pos: around the page cache if the file was written
+// so (reading it back through the cache would fill it after all).
+func (r *landedReader) readAt(p []byte) (int, error) {
+	d := r.l.directReader()
+	if d == nil {
+		return r.l.f.ReadAt(p, r.pos)
+	}
+	if r.abuf == nil {
+		r.abuf = alignedBuffer(directReadMax + 2*directAlign)
+	}
+	return d.readAt(p[:min(len(p), directReadMax)], r.abuf, r.pos)
 }
 
 // wait blocks until bytes at pos are final (or there are none) and returns

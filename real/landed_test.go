@@ -113,3 +113,78 @@ func sameBlocks(a, b realize.BlockMap) bool {
 	}
 	return true
 }
+
+// TestLandedWriteDirect: a large file whose blocks arrive through Write
+// in any order, some blocks written beside it (found in the file already,
+// copied from a local file), lands byte for byte, hashes to what hashing
+// the finished file gives, and every block that came through Write is
+// reported as verified; also when few segments may be held at once.
+func TestLandedWriteDirect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	content := make([]byte, directMin+5<<20+777)
+	for i := range content {
+		content[i] = byte(rng.Uint32())
+	}
+	want, err := NewHasher().HashReader(t.Context(), bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm := want.Blocks
+	offsets := make([]int64, len(bm)+1)
+	for i, b := range bm {
+		offsets[i+1] = offsets[i] + int64(b.Size)
+	}
+	for _, maxSegs := range []int{maxSegments, 2} {
+		name := filepath.Join(t.TempDir(), "tmp")
+		f, err := os.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(int64(len(content))); err != nil {
+			t.Fatal(err)
+		}
+		l := newLanded(f, int64(len(content)))
+		if d := l.directWriter(); d == nil {
+			t.Log("no direct I/O on this file system: the page cache is used")
+		} else {
+			d.maxSegs = maxSegs
+		}
+		hashed := l.follow(t.Context(), NewHasher())
+		l.Blocks(bm)
+		viaWrite := 0
+		for _, i := range rng.Perm(len(bm)) {
+			data := content[offsets[i]:offsets[i+1]]
+			if i%7 == 3 {
+				if _, err := f.WriteAt(data, offsets[i]); err != nil {
+					t.Fatal(err)
+				}
+				l.Range(offsets[i], int64(len(data)))
+				continue
+			}
+			if err := l.Write(offsets[i], data); err != nil {
+				t.Fatal(err)
+			}
+			viaWrite++
+		}
+		if err := l.flush(); err != nil {
+			t.Fatal(err)
+		}
+		l.finish(nil)
+		got, err := hashed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Blob != want.Blob || !sameBlocks(got.Blocks, want.Blocks) {
+			t.Fatalf("segments %d: hashed %s (%d blocks), want %s (%d blocks)", maxSegs, got.Blob.Short(), len(got.Blocks), want.Blob.Short(), len(want.Blocks))
+		}
+		on, err := os.ReadFile(name)
+		if err != nil || !bytes.Equal(on, content) {
+			t.Fatalf("segments %d: the file holds other bytes (%v)", maxSegs, err)
+		}
+		if len(l.ok) != len(bm) {
+			t.Errorf("segments %d: %d blocks reported verified, want %d (%d through Write)", maxSegs, len(l.ok), len(bm), viaWrite)
+		}
+		l.close()
+		f.Close()
+	}
+}

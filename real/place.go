@@ -90,50 +90,71 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		if fill.tmp, fill.h, err = a.fillTemp(ctx, path, ch); err != nil {
 			return err
 		}
-		defer os.Remove(fill.tmp) // a no-op once renamed into place
+		defer func() {
+			if fill.tmp != "" {
+				os.Remove(fill.tmp)
+			}
+		}()
 	}
-	a.scanMu.Lock()
-	defer a.scanMu.Unlock()
-	// The path may have changed while the bytes came: decide again on what
-	// is there now, and go ahead only if the outcome is the same content.
-	now, err := a.record0(path)
+	it, err := a.placeLocked(path, decide, local, ch, fill)
 	if err != nil {
 		return err
+	}
+	fill.tmp = "" // renamed into place
+	return a.awaitCommit(it)
+}
+
+// placeLocked is the end of Place, under the arena's lock: the path may
+// have changed while the bytes came, so it decides again on what is
+// there now and goes ahead only if the outcome is the same content; then
+// it puts the result in place and queues its record.
+func (a *Arena) placeLocked(path realize.Path, decide Decider, local *Record, ch *Change, fill filled) (*placed, error) {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	if a.isQueued(path) {
+		a.commitQueued() // its record first: it is what is there now
+	}
+	now, err := a.record0(path)
+	if err != nil {
+		return nil, err
 	}
 	if !sameRecord(now, local) {
 		next, err := decide(now.Frontier())
 		if err != nil || next == nil {
-			return err
+			return nil, err
 		}
 		if next.Keep != ch.Keep || next.Unreal != ch.Unreal || next.Result.Meta != ch.Result.Meta {
-			return &realize.Error{Op: "place", Kind: realize.Changed, Arena: a.name, Path: string(path), Err: ErrLocalChange}
+			return nil, &realize.Error{Op: "place", Kind: realize.Changed, Arena: a.name, Path: string(path), Err: ErrLocalChange}
 		}
 		local, ch = now, next
 	}
-	if ch.Keep {
+	it := &placed{path: path, ch: ch}
+	switch {
+	case ch.Keep:
 		if local == nil {
-			return a.placeErr(path, realize.NotExist, errors.New("nothing recorded at the path to keep"))
+			return nil, a.placeErr(path, realize.NotExist, errors.New("nothing recorded at the path to keep"))
 		}
 		if err := a.unchanged(path, local); err != nil {
-			return err
+			return nil, err
 		}
 		ch.Unreal = local.IsUnreal()
-		return a.commitPlaced(path, ch, local.Stat, Hashed{})
-	}
-	if ch.Unreal {
+		it.st = local.Stat
+	case ch.Unreal:
 		if local.IsReal() || live(local) && local.Meta.Kind != realize.KindFile {
-			return a.placeErr(path, realize.Invalid, errors.New("only a path with nothing on disk can be recorded unreal"))
+			return nil, a.placeErr(path, realize.Invalid, errors.New("only a path with nothing on disk can be recorded unreal"))
 		}
 		if err := a.unchanged(path, local); err != nil {
-			return err
+			return nil, err
 		}
-		return a.commitPlaced(path, ch, Stat{}, Hashed{})
+	default:
+		stat, err := a.install(path, local, ch, fill.tmp)
+		if err != nil {
+			return nil, err
+		}
+		it.st, it.h, it.dir = stat, fill.h, filepath.Dir(a.abs(path))
 	}
-	stat, err := a.install(path, local, ch, fill.tmp)
-	if err != nil {
-		return err
-	}
-	return a.commitPlaced(path, ch, stat, fill.h)
+	a.enqueue(it)
+	return it, nil
 }
 
 // filled is a verified temporary file waiting to be put in place.
@@ -147,6 +168,9 @@ type filled struct {
 func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Decider) (*Record, *Change, error) {
 	a.scanMu.Lock()
 	defer a.scanMu.Unlock()
+	if a.isQueued(path) {
+		a.commitQueued() // the path's own record first
+	}
 	if err := a.noSymlinkAbove(path); err != nil {
 		return nil, nil, err
 	}
@@ -164,6 +188,7 @@ func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Deci
 	}
 	info, statErr := os.Lstat(a.abs(path))
 	if (statErr != nil && live(rec) && !rec.IsUnreal() || statErr == nil && !info.Mode().IsRegular()) && a.isRealDir(path.Dir()) {
+		a.commitQueued() // the listing must not show files placed but not recorded
 		if err := a.diffDir(ctx, path.Dir(), false, p); err != nil {
 			return nil, nil, err
 		}
@@ -227,9 +252,7 @@ func (a *Arena) install(path realize.Path, local *Record, ch *Change, tmp string
 		}
 		return st, a.placeErr(path, realize.IO, err)
 	}
-	if err := syncDir(filepath.Dir(abs)); err != nil {
-		return st, a.placeErr(path, realize.IO, err)
-	}
+	// The directory is fsynced by the group commit, before the record.
 	if m.Kind == realize.KindNone {
 		return st, nil
 	}
@@ -357,8 +380,12 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 		return "", Hashed{}, a.placeErr(path, realize.Invalid, errors.New("no content source"))
 	}
 	landed := newLanded(f, m.Size)
+	defer landed.close() // after the hashing is waited for, below
 	hashed := landed.follow(ctx, a.hasher)
 	err = ch.Fill(ctx, f, landed)
+	if ferr := landed.flush(); err == nil && ferr != nil {
+		err = a.placeErr(path, realize.IO, ferr)
+	}
 	landed.finish(err)
 	if err != nil {
 		_, _ = hashed() // the hashing stops at once; wait for it to let go of f
@@ -373,10 +400,11 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 	if err := f.Chmod(mode); err != nil {
 		return "", Hashed{}, a.placeErr(path, realize.IO, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := os.Chtimes(name, time.Time{}, time.Unix(0, m.MTime)); err != nil {
 		return "", Hashed{}, a.placeErr(path, realize.IO, err)
 	}
-	if err := os.Chtimes(name, time.Time{}, time.Unix(0, m.MTime)); err != nil {
+	// The times are set before the fsync, so that they are durable too.
+	if err := f.Sync(); err != nil {
 		return "", Hashed{}, a.placeErr(path, realize.IO, err)
 	}
 	// Invariant 2: the index never points at bytes that do not match.
@@ -535,70 +563,6 @@ func KeptAside(root string, blob realize.Hash) bool {
 // this peer, if they are.
 func (a *Arena) ConflictBytes(blob realize.Hash) (string, bool) {
 	return filepath.Join(a.root, ConflictDir, blob.String()), KeptAside(a.root, blob)
-}
-
-// commitPlaced records a placed change: index record, history entry and
-// conflict records, in one transaction. The caller holds scanMu.
-func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) error {
-	var freed []realize.Hash
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
-		if ch.Result.Meta.Kind == realize.KindFile && !ch.Keep && !ch.Unreal {
-			// The block map is a function of the bytes: computed here
-			// while verifying, it is the same every peer computed.
-			if err := ix.PutBlob(h.Blob, h.Size, h.Blocks); err != nil {
-				return err
-			}
-		}
-		rec, e := placedRecord(path, ch, st)
-		if e.Origin.IsZero() && !ch.Stamp {
-			e.Origin = a.self // never let Append re-stamp a decided version
-		}
-		if err := a.log.Append(tx, a.name, []*realize.Entry{e}); err != nil {
-			return err
-		}
-		if ch.Stamp {
-			rec.Version, rec.Origin = e.Version, e.Origin
-		}
-		if err := ix.Put(path, rec); err != nil {
-			return err
-		}
-		if err := ix.PutConflicts(path, ch.Losers); err != nil {
-			return err
-		}
-		if e.Op == realize.OpResolve && ch.Drop != nil {
-			if freed, err = ix.Drop(path, ch.Drop); err != nil {
-				return err
-			}
-			// The bytes now at the path may have been kept aside too.
-			freed = append(freed, ch.Result.Meta.Blob)
-		}
-		return ix.Flush()
-	})
-	if err != nil {
-		return err
-	}
-	return a.freeKept(freed)
-}
-
-// placedRecord returns the index record and the history entry of a
-// placed change.
-func placedRecord(path realize.Path, ch *Change, st Stat) (*Record, *realize.Entry) {
-	unreal := ch.Unreal && ch.Result.Meta.Kind == realize.KindFile
-	rec := &Record{Meta: ch.Result.Meta, Stat: st, Version: ch.Result.Version, Origin: ch.Result.Origin,
-		Deleted: ch.Result.Meta.Kind == realize.KindNone, Own: ch.Own, Others: ch.Others, Unreal: unreal}
-	e := &realize.Entry{Op: ch.Op, Path: path, Meta: ch.Result.Meta, Version: ch.Result.Version,
-		Origin: ch.Result.Origin, Unreal: unreal}
-	switch {
-	case len(ch.Others) > 0 && ch.Op != realize.OpRealize && ch.Op != realize.OpUnrealize:
-		e.Op, e.Own, e.Losers = realize.OpConflict, ch.Own, ch.Others
-	case ch.Op == realize.OpResolve:
-		e.Own = ch.Drop
-	}
-	return rec, e
 }
 
 func (a *Arena) placeErr(path realize.Path, kind realize.ErrKind, err error) error {

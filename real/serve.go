@@ -63,7 +63,11 @@ func (a *Arena) BlockMap(blob realize.Hash) (realize.BlockMap, error) {
 // first, and calls fn with each. Every block is checked against its hash
 // before fn sees it (invariant 3: bytes from disk are verified before they
 // are served); a file that no longer matches ends the read with a Changed
-// error, and fn never receives its bytes.
+// error, and fn never receives its bytes. data is valid until fn returns.
+//
+// A run of several blocks is read and verified ahead of fn on another
+// goroutine (a few blocks ahead), so that a caller sending them on the
+// network is not idle while the disk is read and the bytes hashed.
 func (a *Arena) ReadBlocks(ctx context.Context, blob realize.Hash, first, n int, fn func(i int, data []byte) error) error {
 	blocks, err := a.BlockMap(blob)
 	if err != nil {
@@ -81,25 +85,123 @@ func (a *Arena) ReadBlocks(ctx context.Context, blob realize.Hash, first, n int,
 	for i := 0; i < first; i++ {
 		off += int64(blocks[i].Size)
 	}
-	buf := make([]byte, BlockMax)
+	r := &blockReader{a: a, f: f, blob: blob, blocks: blocks}
+	if n <= 1 {
+		return r.each(ctx, first, n, off, fn)
+	}
+	return r.ahead(ctx, first, n, off, fn)
+}
+
+// blockReader reads verified blocks of one blob from one open file.
+type blockReader struct {
+	a      *Arena
+	f      *os.File
+	blob   realize.Hash
+	blocks realize.BlockMap
+}
+
+// read reads block i at off into buf (sized to fit) and verifies it.
+func (r *blockReader) read(i int, off int64, buf []byte) ([]byte, error) {
+	b := buf[:r.blocks[i].Size]
+	if _, err := r.f.ReadAt(b, off); err != nil && err != io.EOF {
+		return nil, &realize.Error{Op: "read blocks", Kind: realize.IO, Arena: r.a.name, Err: err}
+	}
+	if realize.Hash(blake3.Sum256(b)) != r.blocks[i].Hash {
+		return nil, &realize.Error{Op: "read blocks", Kind: realize.Changed, Arena: r.a.name,
+			Err: fmt.Errorf("block %d of %s no longer matches on disk", i, r.blob.Short())}
+	}
+	return b, nil
+}
+
+// largest returns the size of the largest of blocks first..first+n-1: a
+// buffer that size holds any of them (a small file's one block does not
+// need a buffer of BlockMax).
+func (r *blockReader) largest(first, n int) int {
+	m := 0
+	for _, b := range r.blocks[first : first+n] {
+		m = max(m, int(b.Size))
+	}
+	return m
+}
+
+// each reads the blocks one after the other on the caller's goroutine.
+func (r *blockReader) each(ctx context.Context, first, n int, off int64, fn func(int, []byte) error) error {
+	buf := make([]byte, r.largest(first, n))
 	for i := first; i < first+n; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		b := buf[:blocks[i].Size]
-		if _, err := f.ReadAt(b, off); err != nil && err != io.EOF {
-			return &realize.Error{Op: "read blocks", Kind: realize.IO, Arena: a.name, Err: err}
-		}
-		if realize.Hash(blake3.Sum256(b)) != blocks[i].Hash {
-			return &realize.Error{Op: "read blocks", Kind: realize.Changed, Arena: a.name,
-				Err: fmt.Errorf("block %d of %s no longer matches on disk", i, blob.Short())}
+		b, err := r.read(i, off, buf)
+		if err != nil {
+			return err
 		}
 		if err := fn(i, b); err != nil {
 			return err
 		}
-		off += int64(blocks[i].Size)
+		off += int64(r.blocks[i].Size)
 	}
 	return nil
+}
+
+// readAhead is how many blocks ReadBlocks holds read and verified ahead of
+// its caller.
+const readAhead = 4
+
+type readBlock struct {
+	i    int
+	data []byte
+	err  error
+}
+
+// ahead reads and verifies blocks on a goroutine, up to readAhead ahead
+// of fn, through a fixed set of buffers.
+func (r *blockReader) ahead(ctx context.Context, first, n int, off int64, fn func(int, []byte) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	size := r.largest(first, n)
+	free := make(chan []byte, readAhead+1)
+	for range readAhead + 1 {
+		free <- make([]byte, size)
+	}
+	out := make(chan readBlock, readAhead)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for i := first; i < first+n; i++ {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return
+			}
+			b, err := r.read(i, off, buf)
+			select {
+			case out <- readBlock{i: i, data: b, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			off += int64(r.blocks[i].Size)
+		}
+	}()
+	// The reader must be gone before f is closed (deferred by the caller).
+	defer func() { cancel(); <-done }()
+	for rb := range out {
+		if rb.err != nil {
+			return rb.err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(rb.i, rb.data); err != nil {
+			return err
+		}
+		free <- rb.data[:cap(rb.data)]
+	}
+	return ctx.Err()
 }
 
 // mapCache keeps the block maps of the last few blobs served. A block map

@@ -45,7 +45,7 @@ func (a *Arena) Realize(ctx context.Context, path realize.Path, fill func(ctx co
 // name) into the cache; if it fails the file is removed, its bytes being
 // held elsewhere by allow's decision.
 func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Record) error, adopt func(abs string, rec *Record, blocks realize.BlockMap) error) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	if err := a.recordPath(ctx, path); err != nil {
 		return err
@@ -129,7 +129,7 @@ func (a *Arena) recordPath(ctx context.Context, path realize.Path) error {
 // RemoveUnreal records the local removal of an unreal file (through the
 // mount: there is nothing on disk to delete).
 func (a *Arena) RemoveUnreal(ctx context.Context, path realize.Path) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	rec, err := a.unrealRecord(path)
 	if err != nil {
@@ -149,7 +149,7 @@ func (a *Arena) RemoveUnreal(ctx context.Context, path realize.Path) error {
 // RenameUnreal records the local move of an unreal file to a path where
 // nothing is (no bytes move, here or anywhere).
 func (a *Arena) RenameUnreal(ctx context.Context, from, to realize.Path) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	rec, err := a.unrealRecord(from)
 	if err != nil {
