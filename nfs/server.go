@@ -45,6 +45,7 @@ type Server struct {
 	gid     uint32
 
 	conflictChange atomic.Int64
+	dirTimes       dirTimes // follow.go
 	ops            opCounts // calls received, by procedure (ops.go)
 
 	mu     sync.Mutex

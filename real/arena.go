@@ -34,6 +34,9 @@ type ArenaOptions struct {
 	Exclude  []string      // absolute directories never indexed (the data directory)
 	Logger   *slog.Logger
 	Clock    realize.Clock
+	// Observer, if set, hears about moves and listing changes (the NFS
+	// view follows them).
+	Observer Observer
 }
 
 // Arena keeps the index of one real directory up to date.
@@ -49,6 +52,7 @@ type Arena struct {
 	debounce time.Duration
 	logger   *slog.Logger
 	clock    realize.Clock
+	observer Observer
 
 	exclude     []string      // cleaned absolute paths
 	excludeInfo []os.FileInfo // same, for os.SameFile (symlinked or bind-mounted data dirs)
@@ -73,7 +77,7 @@ func NewArena(opt ArenaOptions) (*Arena, error) {
 	a := &Arena{
 		name: opt.Name, root: filepath.Clean(opt.Root), db: opt.DB, log: opt.Log, self: opt.Self,
 		hasher: opt.Hasher, workers: opt.Workers, rescan: opt.Rescan, debounce: opt.Debounce,
-		logger: opt.Logger, clock: opt.Clock,
+		logger: opt.Logger, clock: opt.Clock, observer: opt.Observer,
 	}
 	if a.hasher == nil {
 		a.hasher = NewHasher()

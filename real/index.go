@@ -140,6 +140,9 @@ type Index struct {
 	blockIdx *bolt.Bucket
 	counts   Counts
 	dirty    bool
+	// listed are the directories whose names changed in this
+	// transaction (see Observer.Listed).
+	listed map[realize.Path]bool
 	// unused are blobs whose references dropped to zero in this
 	// transaction. They are deleted at Flush, not at once: within one
 	// transaction a content often leaves one path before it arrives at
@@ -328,6 +331,7 @@ func (ix *Index) Put(p realize.Path, r *Record) error {
 		return err
 	}
 	ix.dirty = true
+	ix.noteListed(p, old, r)
 	return ix.files.Put(key, raw)
 }
 

@@ -513,11 +513,7 @@ func (a *Arena) ConflictBytes(blob realize.Hash) (string, bool) {
 // commitPlaced records a placed change: index record, history entry and
 // conflict records, in one transaction.
 func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) error {
-	return a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
+	return a.update(func(tx *bolt.Tx, ix *Index) error {
 		if ch.Result.Meta.Kind == realize.KindFile && !ch.Keep && !ch.Unreal {
 			// The block map is a function of the bytes: computed here
 			// while verifying, it is the same every peer computed.

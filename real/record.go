@@ -128,13 +128,7 @@ func (a *Arena) commit(ps []pending) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	return a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
-		return a.commitIn(tx, ix, ps)
-	})
+	return a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitIn(tx, ix, ps) })
 }
 
 // commitIn does commit's work inside tx. Records without an entry (rename
@@ -148,6 +142,9 @@ func (a *Arena) commitIn(tx *bolt.Tx, ix *Index, ps []pending) error {
 		}
 	}
 	if err := a.log.Append(tx, a.name, entries); err != nil {
+		return err
+	}
+	if err := a.observeMoves(tx, entries); err != nil {
 		return err
 	}
 	var last *realize.Entry
@@ -293,11 +290,7 @@ func (a *Arena) commitHashed(batch []hashResult) error {
 	// Workers finish in any order; the log should not depend on it.
 	sort.Slice(batch, func(i, j int) bool { return batch[i].job.path < batch[j].job.path })
 	now := a.clock.Now().UnixNano()
-	return a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
+	return a.update(func(tx *bolt.Tx, ix *Index) error {
 		ps := make([]pending, 0, len(batch))
 		for _, r := range batch {
 			if err := ix.PutBlob(r.hashed.Blob, r.hashed.Size, r.hashed.Blocks); err != nil {

@@ -295,3 +295,47 @@ func (a *Arena) Abs(path realize.Path) (string, error) {
 func (a *Arena) IsReserved(path realize.Path, isDir bool) bool {
 	return a.ignored(path, isDir)
 }
+
+// RenameDir renames the directory from to to, on disk and in the index, as
+// one change: the real files below it are paired by inode as in any scan,
+// and the unreal files below it move with it (renames that stay unreal),
+// as when an overlay redirect moves a directory. A plain rename on disk
+// would leave the unreal files' records behind, and the next scan would
+// record them deleted.
+func (a *Arena) RenameDir(ctx context.Context, from, to realize.Path) error {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	fail := func(kind realize.ErrKind, err error) error {
+		return &realize.Error{Op: "rename", Kind: kind, Arena: a.name, Path: string(from), Err: err}
+	}
+	switch {
+	case from.IsRoot() || to.IsRoot() || to.HasPrefix(from):
+		return fail(realize.Invalid, errors.New("a directory cannot move into itself or to the arena root"))
+	case a.ignored(to, true):
+		return fail(realize.Invalid, errors.New("reserved or ignored destination"))
+	}
+	for _, p := range []realize.Path{from, to.Dir()} {
+		if err := a.noSymlinkAbove(p.Join("x")); err != nil {
+			return err
+		}
+	}
+	if info, err := os.Lstat(a.abs(from)); err != nil || !info.IsDir() {
+		return fail(realize.NotDir, errors.New("not a directory"))
+	}
+	if err := os.Rename(a.abs(from), a.abs(to)); err != nil {
+		return a.placeErr(to, realize.IO, err)
+	}
+	p := &plan{}
+	p.overlay.redirects = append(p.overlay.redirects, redirect{from: from, to: to, moved: true})
+	for _, d := range []realize.Path{from.Dir(), to.Dir()} {
+		if err := a.diffDir(ctx, d, false, p); err != nil {
+			return err
+		}
+	}
+	// A destination that existed (an empty directory replaced) is known
+	// to the index: its parent's diff does not look inside it.
+	if err := a.diffDir(ctx, to, true, p); err != nil {
+		return err
+	}
+	return a.record(ctx, p)
+}

@@ -35,6 +35,7 @@ func startArenas(ctx context.Context, d *Daemon) (*arenas, error) {
 			Hasher: hasher, Workers: d.cfg.Scan.HashWorkers,
 			Rescan: d.cfg.Scan.Rescan, Debounce: d.cfg.Scan.Debounce,
 			Exclude: []string{d.cfg.Data}, Logger: d.log, Clock: d.clock,
+			Observer: &d.follow,
 		})
 		if err != nil {
 			d.log.Error("arena not started", "arena", string(ac.Name), "err", err)

@@ -346,11 +346,15 @@ func (s *shareArena) Rename(ctx context.Context, from, to realize.Path) error {
 		return s.osErr("rename", from, err)
 	}
 	if info.IsDir() {
-		// Moving the directory on disk would leave its unreal files'
-		// records behind, and the indexer would see them deleted.
-		if has, err := s.a.HasUnrealUnder(from); err != nil || has {
-			return s.err("rename", from, realize.Unsupported,
-				errors.New("the directory holds unreal files: pin it first (realize pin), then rename it"))
+		// Moving the directory on disk alone would leave its unreal
+		// files' records behind, and the indexer would see them deleted:
+		// the arena moves both at once.
+		has, err := s.a.HasUnrealUnder(from)
+		if err != nil {
+			return err
+		}
+		if has {
+			return s.a.RenameDir(ctx, from, to)
 		}
 	}
 	if err := os.Rename(src, dst); err != nil {
