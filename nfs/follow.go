@@ -25,14 +25,24 @@ import (
 // everything beneath it to to, within tx: the index's move and the
 // handles' move commit together, so no request sees the one without the
 // other. A database without NFS handles has nothing to move.
-func MoveHandles(tx *bolt.Tx, a realize.ArenaName, from, to realize.Path) error {
+//
+// oldName says the kernel may go on looking the directory up under its
+// old name (a directory moved through an overlay mount): the all-files
+// view then answers for the old name with the moved directory's handle,
+// for as long as the old name is hidden in the real directory (alias.go).
+func MoveHandles(tx *bolt.Tx, a realize.ArenaName, from, to realize.Path, oldName bool) error {
 	if from.IsRoot() || to.IsRoot() {
 		return &realize.Error{Op: "nfs move handles", Kind: realize.Invalid, Arena: a, Err: errors.New("arena root")}
 	}
 	if ids, _ := buckets(tx); ids == nil {
 		return nil
 	}
-	if err := renameIn(tx, joinPath(string(a), string(from)), joinPath(string(a), string(to))); err != nil {
+	fx, tx2 := joinPath(string(a), string(from)), joinPath(string(a), string(to))
+	err := renameIn(tx, fx, tx2)
+	if err == nil && oldName {
+		err = addAlias(tx, fx, tx2)
+	}
+	if err != nil {
 		return &realize.Error{Op: "nfs move handles", Kind: realize.IO, Arena: a, Path: string(from), Err: err}
 	}
 	return nil

@@ -34,7 +34,7 @@ func TestMoveHandlesFollowsAMove(t *testing.T) {
 	if _, err := tg.GetAttr(fileFH); errNum(err) != nfsc.NFS3ErrNoEnt {
 		t.Fatalf("before the move is reported, the old path is gone: want NOENT, got %v", err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return MoveHandles(tx, "docs", "sub", "moved") }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return MoveHandles(tx, "docs", "sub", "moved", false) }); err != nil {
 		t.Fatal(err)
 	}
 	if a, err := tg.GetAttr(fileFH); err != nil || a.Size() != 4 {
@@ -55,7 +55,7 @@ func TestMoveHandlesFollowsAMove(t *testing.T) {
 		t.Fatalf("file handle after the move was reported again: %+v %v", a, err)
 	}
 	// A database without NFS handles has nothing to move.
-	if err := openDB(t).Update(func(tx *bolt.Tx) error { return MoveHandles(tx, "docs", "a", "b") }); err != nil {
+	if err := openDB(t).Update(func(tx *bolt.Tx) error { return MoveHandles(tx, "docs", "a", "b", false) }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -97,5 +97,67 @@ func TestListedChangesDirectoryTimes(t *testing.T) {
 		if e := entry(es, "sub"); e == nil || e.Attr.Attr.Mtime != a.Mtime {
 			t.Fatalf("%s: READDIRPLUS shows another mtime for sub than GETATTR", view)
 		}
+	}
+}
+
+// After a directory moved through an overlay mount (oldName), the
+// all-files view answers a LOOKUP of the old name with the moved
+// directory's handle while the real directory hides the old name — the
+// kernel revalidates the lower dentry it keeps under that name — and only
+// then: not in listings, not in the merged view, not once the old name is
+// no longer hidden.
+func TestOldNameAnswersWhileHidden(t *testing.T) {
+	tr := sampleTree()
+	db := openDB(t)
+	r := serve(t, tr, db)
+	all := mustMount(t, r.addr, "/.all/docs")
+	_, subFH, err := all.Lookup("/sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, root, err := all.Lookup("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := tr.arena("docs")
+	if err := d.Rename(context.Background(), "sub", "moved"); err != nil {
+		t.Fatal(err)
+	}
+	d.hide("sub", true)
+	if err := db.Update(func(tx *bolt.Tx) error { return MoveHandles(tx, "docs", "sub", "moved", true) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := lookupIn(t, all, root, "sub"); !bytes.Equal(got, subFH) {
+		t.Fatal("the old name does not answer with the moved directory's handle")
+	}
+	if got := lookupIn(t, all, subFH, "deep"); got == nil {
+		t.Fatal("lookup below the old name")
+	}
+	es, err := all.ReadDirPlus("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry(es, "sub") != nil || entry(es, "moved") == nil {
+		t.Fatalf("listing shows %v", names(es))
+	}
+	merged := mustMount(t, r.addr, "/docs")
+	if _, _, err := merged.Lookup("/sub"); errNum(err) != nfsc.NFS3ErrNoEnt {
+		t.Fatalf("the merged view answers for the old name: %v", err)
+	}
+	// No longer hidden (something was placed there, or the whiteout went):
+	// the old name is gone, and stays gone.
+	d.hide("sub", false)
+	if _, _, err := all.Lookup("/sub"); errNum(err) != nfsc.NFS3ErrNoEnt {
+		t.Fatalf("after the old name is no longer hidden: %v", err)
+	}
+	d.hide("sub", true)
+	if _, _, err := all.Lookup("/sub"); errNum(err) != nfsc.NFS3ErrNoEnt {
+		t.Fatalf("the alias came back: %v", err)
+	}
+	// A new directory at the old name gets a handle of its own.
+	d.hide("sub", false)
+	d.putDir("sub")
+	if _, fh, err := all.Lookup("/sub"); err != nil || bytes.Equal(fh, subFH) {
+		t.Fatalf("a new directory at the old name: %v (same handle: %v)", err, bytes.Equal(fh, subFH))
 	}
 }

@@ -114,7 +114,11 @@ func (h *handler) ToHandle(f billy.Filesystem, path []string) []byte {
 	}
 	var id uint64
 	if err == nil {
-		id, err = h.s.handles.id(joinPath(append([]string{root}, path...)...))
+		xp := joinPath(append([]string{root}, path...)...)
+		if to, ok := h.s.alias(h.s.ctx, xp); ok && m.view == viewAll {
+			xp = to
+		}
+		id, err = h.s.handles.id(xp)
 	}
 	if err != nil {
 		h.s.log.Warn("nfs: no handle", "path", joinPath(path...), "err", err)

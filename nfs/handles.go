@@ -39,7 +39,10 @@ var (
 	bucketNFS   = []byte("nfs")
 	bucketIDs   = []byte("ids")
 	bucketPaths = []byte("paths")
-	keyKey      = []byte("key")
+	// aliases/"/"+export path -> id: an old name that still answers in the
+	// all-files view (alias.go).
+	bucketAliases = []byte("aliases")
+	keyKey        = []byte("key")
 )
 
 const handleLen = 28
@@ -64,6 +67,9 @@ func openHandles(db *store.DB) (*handles, error) {
 			return err
 		}
 		if _, err := b.CreateBucketIfNotExists(bucketPaths); err != nil {
+			return err
+		}
+		if _, err := b.CreateBucketIfNotExists(bucketAliases); err != nil {
 			return err
 		}
 		if k := b.Get(keyKey); len(k) == 8 {

@@ -28,6 +28,7 @@ var (
 	bucketFiles = []byte("f")
 	bucketConfl = []byte("c")
 	bucketWhere = []byte("b")
+	bucketKept  = []byte("w")
 	bucketBlobs = []byte("blobs")
 	bucketBlock = []byte("blocks")
 	keyCounts   = []byte("counts")
@@ -165,7 +166,7 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 		if ix.files, err = ix.ab.CreateBucketIfNotExists(bucketFiles); err != nil {
 			return nil, err
 		}
-		for _, name := range [][]byte{bucketConfl, bucketWhere} {
+		for _, name := range [][]byte{bucketConfl, bucketWhere, bucketKept} {
 			if _, err = ix.ab.CreateBucketIfNotExists(name); err != nil {
 				return nil, err
 			}

@@ -1,6 +1,9 @@
 package real
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"sort"
 
 	"github.com/realizefs/realize"
@@ -16,8 +19,12 @@ type Observer interface {
 	// from (a file, or a directory and everything below it) to to, so
 	// that state kept in the same database follows it atomically. An
 	// error aborts the transaction. A directory's move is reported before
-	// the moves of the files below it.
-	Moved(tx *bolt.Tx, arena realize.ArenaName, from, to realize.Path) error
+	// the moves of the files below it. oldName says a person moved the
+	// directory through an overlay mount: the kernel goes on looking it
+	// up under its old name in the lower layer, and the whiteout the
+	// kernel left at from is kept for as long as the old name should
+	// answer (until something is placed at or below it).
+	Moved(tx *bolt.Tx, arena realize.ArenaName, from, to realize.Path, oldName bool) error
 	// Listed is called once a transaction committed, with the directories
 	// whose list of names changed (a path added, removed, or changed
 	// between file, directory and symlink).
@@ -79,6 +86,24 @@ func (a *Arena) update(fn func(tx *bolt.Tx, ix *Index) error) error {
 // move is one path moved by a batch of entries.
 type move struct{ from, to realize.Path }
 
+// keptMoves are the directories a plan moved through an overlay mount
+// (redirects) whose old name keeps its whiteout.
+func (p *plan) keptMoves() []move {
+	var out []move
+	for _, r := range p.overlay.redirects {
+		if r.moved {
+			continue
+		}
+		for _, w := range p.overlay.whiteouts {
+			if w.path == r.from {
+				out = append(out, move{from: r.from, to: r.to})
+				break
+			}
+		}
+	}
+	return out
+}
+
 // moves returns what a batch of entries moved, for Observer.Moved: the
 // renamed files, and above them the directories that moved with them — a
 // directory that the batch removes (rmdir) while it creates one of the
@@ -133,15 +158,93 @@ func moves(entries []*realize.Entry) []move {
 	return append(kept, files...)
 }
 
-// observeMoves reports a batch's moves to the observer within tx.
-func (a *Arena) observeMoves(tx *bolt.Tx, entries []*realize.Entry) error {
+// observeMoves reports a batch's moves to the observer within tx, and
+// keeps the whiteouts at the old names of kept moves.
+func (a *Arena) observeMoves(tx *bolt.Tx, ix *Index, entries []*realize.Entry, kept []move) error {
+	for _, k := range kept {
+		if err := ix.keepWhiteout(k.from); err != nil {
+			return err
+		}
+	}
 	if a.observer == nil {
 		return nil
 	}
+	oldName := map[realize.Path]bool{}
+	all := kept
+	for _, k := range kept {
+		oldName[k.from] = true
+	}
 	for _, m := range moves(entries) {
-		if err := a.observer.Moved(tx, a.name, m.from, m.to); err != nil {
+		if !oldName[m.from] {
+			all = append(all, m)
+		}
+	}
+	for _, m := range all {
+		if err := a.observer.Moved(tx, a.name, m.from, m.to, oldName[m.from]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// isKept tells whether the whiteout at p is kept.
+func (a *Arena) isKept(p realize.Path) bool {
+	kept := false
+	_ = a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err == nil {
+			kept = ix.keptWhiteout(p)
+		}
+		return err
+	})
+	return kept
+}
+
+// clearKept removes the kept whiteouts at p and above it: something is
+// being placed there, which they would hide.
+func (a *Arena) clearKept(p realize.Path) error {
+	for q := p; !q.IsRoot(); q = q.Dir() {
+		info, err := os.Lstat(a.abs(q))
+		if err != nil || !isWhiteout(info) || !a.isKept(q) {
+			continue
+		}
+		if err := os.Remove(a.abs(q)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return a.placeErr(p, realize.IO, err)
+		}
+		if err := a.update(func(_ *bolt.Tx, ix *Index) error { return ix.dropKept(q) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Kept whiteouts. When a person renames a directory through an overlay
+// mount, the kernel keeps looking the directory up under its old name in
+// the lower layer (the NFS view) for as long as it caches it, and if that
+// name is gone it answers "stale file handle" for the new one. So the
+// whiteout the kernel left at the old name is kept (the NFS view answers
+// for the old name with the moved directory's handle while it is there,
+// and the whiteout hides that name from every fresh lookup), until
+// something is placed at or below that name.
+
+// keepWhiteout remembers that the whiteout at p is kept.
+func (ix *Index) keepWhiteout(p realize.Path) error {
+	return ix.ab.Bucket(bucketKept).Put(PathKey(p), nil)
+}
+
+// keptWhiteout tells whether the whiteout at p is kept.
+func (ix *Index) keptWhiteout(p realize.Path) bool {
+	if ix.ab == nil {
+		return false
+	}
+	b := ix.ab.Bucket(bucketKept)
+	return b != nil && b.Get(PathKey(p)) != nil
+}
+
+// dropKept forgets that the whiteout at p is kept.
+func (ix *Index) dropKept(p realize.Path) error {
+	if b := ix.ab.Bucket(bucketKept); b != nil {
+		return b.Delete(PathKey(p))
 	}
 	return nil
 }

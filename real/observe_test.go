@@ -24,7 +24,7 @@ type observer struct {
 	inTx   bool // every Moved came within a writable transaction
 }
 
-func (o *observer) Moved(tx *bolt.Tx, _ realize.ArenaName, from, to realize.Path) error {
+func (o *observer) Moved(tx *bolt.Tx, _ realize.ArenaName, from, to realize.Path, oldName bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.moved = append(o.moved, string(from)+">"+string(to))

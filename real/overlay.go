@@ -158,7 +158,7 @@ func (a *Arena) consumeOverlay(p *plan) {
 	for _, w := range p.overlay.whiteouts {
 		abs := a.abs(w.path)
 		info, err := os.Lstat(abs)
-		if err != nil || !isWhiteout(info) || StatOf(info).Inode != w.stat.Inode {
+		if err != nil || !isWhiteout(info) || StatOf(info).Inode != w.stat.Inode || a.isKept(w.path) {
 			continue
 		}
 		if rec, err := a.record0(w.path); err != nil || live(rec) {

@@ -65,6 +65,11 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	if err != nil || ch == nil {
 		return err
 	}
+	if !ch.Keep && ch.Result.Meta.Kind != realize.KindNone {
+		if err := a.clearKept(path); err != nil {
+			return err
+		}
+	}
 	// The bytes are fetched without the arena's lock: a large download must
 	// not hold back the recording of local edits meanwhile.
 	var fill filled
@@ -102,6 +107,7 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		ch.Unreal = local.IsUnreal()
 		return a.commitPlaced(path, ch, local.Stat, Hashed{})
 	}
+
 	if ch.Unreal {
 		if local.IsReal() || live(local) && local.Meta.Kind != realize.KindFile {
 			return a.placeErr(path, realize.Invalid, errors.New("only a path with nothing on disk can be recorded unreal"))
@@ -115,7 +121,15 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	if err != nil {
 		return err
 	}
-	return a.commitPlaced(path, ch, stat, fill.h)
+	if err := a.commitPlaced(path, ch, stat, fill.h); err != nil {
+		return err
+	}
+	if ch.Result.Meta.Kind == realize.KindNone {
+		// Removed through an overlay mount, over a name its lower layer
+		// showed: the index no longer has it, the whiteout must go.
+		a.removeWhiteout(path)
+	}
+	return nil
 }
 
 // filled is a verified temporary file waiting to be put in place.
@@ -186,7 +200,8 @@ func (a *Arena) record0(path realize.Path) (*Record, error) {
 // tmp for a file — under the arena's lock, and returns its stat.
 func (a *Arena) install(path realize.Path, local *Record, ch *Change, tmp string) (st Stat, err error) {
 	abs := a.abs(path)
-	if err := a.safeParents(path); err != nil {
+	v := a.via()
+	if err := a.safeParentsVia(v, path); err != nil {
 		return st, err
 	}
 	m := ch.Result.Meta
@@ -200,10 +215,10 @@ func (a *Arena) install(path realize.Path, local *Record, ch *Change, tmp string
 	if err := a.unchanged(path, local); err != nil {
 		return st, err
 	}
-	if err := a.moveAsideLoser(path, local, ch); err != nil {
+	if err := a.moveAsideLoser(v, path, local, ch); err != nil {
 		return st, err
 	}
-	if err := a.swap(abs, tmp, m); err != nil {
+	if err := a.swap(v, path, tmp, m); err != nil {
 		if realize.KindOf(err) == realize.Conflict {
 			return st, err
 		}
@@ -228,17 +243,24 @@ func (a *Arena) install(path realize.Path, local *Record, ch *Change, tmp string
 // (invariant 6 — a peer that sends a symlink "d" -> "/etc" and then a file
 // "d/passwd" must not reach /etc).
 func (a *Arena) safeParents(path realize.Path) error {
+	return a.safeParentsVia(via{a: a}, path)
+}
+
+// safeParentsVia is safeParents making missing directories through v.
+func (a *Arena) safeParentsVia(v via, path realize.Path) error {
 	dir := a.root
 	parts := strings.Split(string(path.Dir()), "/")
 	if path.Dir().IsRoot() {
 		parts = nil
 	}
+	rel := realize.Path("")
 	for _, name := range parts {
 		dir = filepath.Join(dir, name)
+		rel = rel.Join(name)
 		info, err := os.Lstat(dir)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			if err := v.mkdir(rel); err != nil && !errors.Is(err, fs.ErrExist) {
 				return a.placeErr(path, realize.IO, err)
 			}
 			continue
@@ -262,8 +284,8 @@ func (a *Arena) noSymlinkAbove(path realize.Path) error {
 	for _, name := range strings.Split(string(path), "/")[:strings.Count(string(path), "/")] {
 		dir = filepath.Join(dir, name)
 		info, err := os.Lstat(dir)
-		if err != nil {
-			return nil // missing: nothing to follow
+		if err != nil || isWhiteout(info) {
+			return nil // missing (an overlay whiteout is a removal): nothing to follow
 		}
 		if !info.IsDir() {
 			return a.placeErr(path, realize.Invalid, fmt.Errorf("%s is a symlink or a file, not a directory", filepath.Base(dir)))
@@ -272,29 +294,31 @@ func (a *Arena) noSymlinkAbove(path realize.Path) error {
 	return nil
 }
 
-// swap makes abs hold m: the temporary file or symlink renamed over it, a
-// directory created, or the path removed.
-func (a *Arena) swap(abs, tmp string, m realize.Meta) error {
+// swap makes path hold m: the temporary file or symlink tmp (a name in
+// path's directory) renamed over it, a directory created, or the path
+// removed — through v.
+func (a *Arena) swap(v via, path realize.Path, tmp string, m realize.Meta) error {
+	abs := a.abs(path)
 	switch m.Kind {
 	case realize.KindFile, realize.KindSymlink:
 		if fi, err := os.Lstat(abs); err == nil && fi.IsDir() {
-			if err := os.Remove(abs); err != nil { // a directory replaced by a file: only if empty
+			if err := v.remove(path); err != nil { // a directory replaced by a file: only if empty
 				return notEmpty(err)
 			}
 		}
-		return os.Rename(tmp, abs)
+		return v.rename(path.Dir().Join(filepath.Base(tmp)), path)
 	case realize.KindDir:
 		if fi, err := os.Lstat(abs); err == nil && !fi.IsDir() {
-			if err := os.Remove(abs); err != nil {
+			if err := v.remove(path); err != nil {
 				return err
 			}
 		}
-		if err := os.Mkdir(abs, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := v.mkdir(path); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 		return os.Chtimes(abs, time.Time{}, time.Unix(0, m.MTime))
 	default:
-		err := os.Remove(abs)
+		err := v.remove(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -426,7 +450,7 @@ func stillSame(rec, now Stat) bool {
 
 // moveAsideLoser moves the local file into ConflictDir when it is one of
 // the versions that lost: its bytes must survive the placing.
-func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) error {
+func (a *Arena) moveAsideLoser(v via, path realize.Path, local *Record, ch *Change) error {
 	if !local.IsReal() {
 		return nil
 	}
@@ -435,14 +459,16 @@ func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) err
 			continue
 		}
 		dir := filepath.Join(a.root, ConflictDir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return a.placeErr(path, realize.IO, err)
+		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+			if err := v.mkdir(ConflictDir); err != nil && !errors.Is(err, fs.ErrExist) {
+				return a.placeErr(path, realize.IO, err)
+			}
 		}
-		dst := filepath.Join(dir, local.Meta.Blob.String())
-		if _, err := os.Lstat(dst); err == nil {
+		dst := realize.Path(ConflictDir).Join(local.Meta.Blob.String())
+		if _, err := os.Lstat(a.abs(dst)); err == nil {
 			return nil // these bytes are kept already
 		}
-		if err := os.Rename(a.abs(path), dst); err != nil {
+		if err := v.rename(path, dst); err != nil {
 			return a.placeErr(path, realize.IO, err)
 		}
 		return syncDir(dir)

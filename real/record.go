@@ -38,7 +38,7 @@ func (a *Arena) record(ctx context.Context, p *plan) error {
 	}
 	p.matchRenames()
 	p.sort()
-	if err := a.commit(a.structural(p)); err != nil {
+	if err := a.commitKept(a.structural(p), p.keptMoves()); err != nil {
 		return err
 	}
 	a.consumeOverlay(p)
@@ -124,17 +124,20 @@ func versionOf(r *Record) realize.VersionVector {
 }
 
 // commit appends the entries and stores the records in one transaction.
-func (a *Arena) commit(ps []pending) error {
+func (a *Arena) commit(ps []pending) error { return a.commitKept(ps, nil) }
+
+// commitKept is commit of a plan whose kept moves keep their whiteouts.
+func (a *Arena) commitKept(ps []pending, kept []move) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	return a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitIn(tx, ix, ps) })
+	return a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitIn(tx, ix, ps, kept) })
 }
 
 // commitIn does commit's work inside tx. Records without an entry (rename
 // sources) take their version from the entry before them, or keep their
 // own.
-func (a *Arena) commitIn(tx *bolt.Tx, ix *Index, ps []pending) error {
+func (a *Arena) commitIn(tx *bolt.Tx, ix *Index, ps []pending, kept []move) error {
 	entries := make([]*realize.Entry, 0, len(ps))
 	for _, p := range ps {
 		if p.entry != nil {
@@ -144,7 +147,7 @@ func (a *Arena) commitIn(tx *bolt.Tx, ix *Index, ps []pending) error {
 	if err := a.log.Append(tx, a.name, entries); err != nil {
 		return err
 	}
-	if err := a.observeMoves(tx, entries); err != nil {
+	if err := a.observeMoves(tx, ix, entries, kept); err != nil {
 		return err
 	}
 	var last *realize.Entry
@@ -324,6 +327,6 @@ func (a *Arena) commitHashed(batch []hashResult) error {
 				path: r.job.path, rec: rec, fix: setVersion})
 			a.status.unskip(string(r.job.path)) // readable again
 		}
-		return a.commitIn(tx, ix, ps)
+		return a.commitIn(tx, ix, ps, nil)
 	})
 }

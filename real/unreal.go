@@ -97,20 +97,59 @@ func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Re
 	if err := a.commit([]pending{{entry: e, path: path, rec: &next, fix: func(*realize.Entry, *Record) {}}}); err != nil {
 		return err
 	}
-	if lease.broken() {
+	busy := func() error {
 		// Opened while the record was committed: the bytes stay where the
 		// opener finds them, and the next scan records the file at the
 		// now unreal path as an edit (real again, nothing lost).
 		a.retryLater(path)
 		return &realize.Error{Op: "unpin", Kind: realize.Busy, Arena: a.name, Path: string(path), Err: errOpenElsewhere}
 	}
-	if err := adopt(abs, rec, blocks); err != nil {
+	if lease.broken() {
+		return busy()
+	}
+	held, err := a.unlinkThroughMount(a.via(), path)
+	if err != nil {
+		a.retryLater(path)
+		return a.placeErr(path, realize.IO, err)
+	}
+	if lease.broken() {
+		// The opener holds the inode the mount showed: put it back.
+		if err := os.Rename(held, abs); err != nil {
+			a.logger.Warn("unpin: file opened while unpinned not put back", "path", path, "err", err)
+		}
+		return busy()
+	}
+	if err := adopt(held, rec, blocks); err != nil {
 		a.logger.Warn("unpin: could not move the file into the cache; removing it", "path", path, "err", err)
-		if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(held); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return a.placeErr(path, realize.IO, err)
 		}
 	}
 	return nil
+}
+
+// unlinkThroughMount takes a file being unpinned out of an overlay
+// mount's sight: a second name beside it (a reserved one) keeps the inode
+// for the cache, and the file is removed through the mount, so that the
+// kernel forgets its dentry rather than go on reaching the bytes in the
+// cache — and writing there, out of the history. It returns the name that
+// now holds the bytes: path's own when no overlay is mounted.
+func (a *Arena) unlinkThroughMount(v via, path realize.Path) (string, error) {
+	abs := a.abs(path)
+	if v.mnt == "" {
+		return abs, nil
+	}
+	held := a.tempName(path)
+	if err := os.Link(abs, held); err != nil {
+		v.fellBack("link", path, err)
+		return abs, nil
+	}
+	if err := v.remove(path); err != nil {
+		os.Remove(held)
+		return "", err
+	}
+	a.removeWhiteout(path) // the lower layer shows the unreal file
+	return held, nil
 }
 
 // recordPath records any unrecorded local change of one file, under the

@@ -21,8 +21,8 @@ type nfsFollower struct {
 
 var _ real.Observer = (*nfsFollower)(nil)
 
-func (f *nfsFollower) Moved(tx *bolt.Tx, a realize.ArenaName, from, to realize.Path) error {
-	return nfs.MoveHandles(tx, a, from, to)
+func (f *nfsFollower) Moved(tx *bolt.Tx, a realize.ArenaName, from, to realize.Path, oldName bool) error {
+	return nfs.MoveHandles(tx, a, from, to, oldName)
 }
 
 func (f *nfsFollower) Listed(a realize.ArenaName, dirs []realize.Path) {

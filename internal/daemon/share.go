@@ -102,31 +102,54 @@ func nodeOf(name realize.Path, info fs.FileInfo, target string) nfs.Node {
 	return nfs.Node{Name: name, Meta: m, Real: true}
 }
 
-// Stat implements nfs.Arena.
+// notOnDisk tells whether an error of a look at the real directory says
+// nothing is there: nothing at the path, or a file (an overlay whiteout:
+// a directory a person removed or renamed through the mount, not yet
+// recorded) where a directory above it should be.
+func notOnDisk(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// Stat implements nfs.Arena. What is on disk wins; where nothing is (or an
+// overlay whiteout, which the indexer records as a removal), the index
+// shows its unreal files, and its directories hidden by a removal the
+// indexer has not recorded yet.
 func (s *shareArena) Stat(ctx context.Context, path realize.Path) (nfs.Node, error) {
 	abs, err := s.abs("stat", path)
 	if err != nil {
 		return nfs.Node{}, err
 	}
 	info, err := os.Lstat(abs)
-	if err == nil {
+	hidden := err == nil && real.IsWhiteout(info)
+	if err == nil && !hidden {
 		target := ""
 		if info.Mode()&fs.ModeSymlink != 0 {
 			target, _ = os.Readlink(abs)
 		}
 		return nodeOf(path, info, target), nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if err != nil && !notOnDisk(err) {
 		return nfs.Node{}, s.osErr("stat", path, err)
 	}
+	hidden = hidden || err != nil && errors.Is(err, syscall.ENOTDIR)
 	rec, err := s.a.Lookup(path)
 	if err != nil {
 		return nfs.Node{}, err
 	}
-	if !rec.IsUnreal() {
-		return nfs.Node{}, s.err("stat", path, realize.NotExist, fs.ErrNotExist)
+	if rec.IsUnreal() || hidden && rec != nil && !rec.Deleted && rec.Meta.Kind == realize.KindDir {
+		return nfs.Node{Name: path, Meta: rec.Meta}, nil
 	}
-	return nfs.Node{Name: path, Meta: rec.Meta}, nil
+	return nfs.Node{}, s.err("stat", path, realize.NotExist, fs.ErrNotExist)
+}
+
+// Hidden implements nfs.Hider: an overlay whiteout hides path.
+func (s *shareArena) Hidden(ctx context.Context, path realize.Path) bool {
+	abs, err := s.abs("stat", path)
+	if err != nil {
+		return false
+	}
+	info, err := os.Lstat(abs)
+	return err == nil && real.IsWhiteout(info)
 }
 
 // List implements nfs.Arena.
@@ -136,10 +159,11 @@ func (s *shareArena) List(ctx context.Context, dir realize.Path) ([]nfs.Node, er
 		return nil, err
 	}
 	ents, err := os.ReadDir(abs)
-	if err != nil {
+	gone := err != nil && notOnDisk(err) // hidden by a removal not recorded yet
+	if err != nil && !gone {
 		return nil, s.osErr("list", dir, err)
 	}
-	seen := map[string]bool{}
+	seen, hidden := map[string]bool{}, map[string]bool{}
 	var out []nfs.Node
 	for _, e := range ents {
 		p := dir.Join(e.Name())
@@ -149,6 +173,10 @@ func (s *shareArena) List(ctx context.Context, dir realize.Path) ([]nfs.Node, er
 		info, err := e.Info()
 		if err != nil {
 			continue // gone meanwhile
+		}
+		if real.IsWhiteout(info) {
+			hidden[e.Name()] = true
+			continue
 		}
 		target := ""
 		if info.Mode()&fs.ModeSymlink != 0 {
@@ -162,7 +190,8 @@ func (s *shareArena) List(ctx context.Context, dir realize.Path) ([]nfs.Node, er
 		return nil, err
 	}
 	for name, rec := range kids {
-		if !seen[name] && rec.IsUnreal() {
+		hiddenDir := (gone || hidden[name]) && !rec.Deleted && rec.Meta.Kind == realize.KindDir
+		if !seen[name] && (rec.IsUnreal() || hiddenDir) {
 			out = append(out, nfs.Node{Name: realize.Path(name), Meta: rec.Meta})
 		}
 	}
@@ -185,7 +214,8 @@ func (s *shareArena) Open(ctx context.Context, path realize.Path) (nfs.ReadFile,
 		}
 		return &realFile{File: f, size: info.Size()}, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	// A whiteout (a character device with no driver) opens with ENXIO.
+	if !notOnDisk(err) && !errors.Is(err, syscall.ENXIO) {
 		return nil, s.osErr("open", path, err)
 	}
 	rec, err := s.a.Lookup(path)
