@@ -32,7 +32,7 @@ type fakeArena struct {
 	cbytes      map[string][]byte // by Path + "/" + Name
 	unavailable map[realize.Path]bool
 	hidden      map[realize.Path]bool // Hidden (an overlay whiteout in the real directory)
-	opens       int // Open calls (tests of the reader cache)
+	opens       int                   // Open calls (tests of the reader cache)
 	writeCloses int
 }
 
