@@ -165,6 +165,11 @@ func (a *Arena) Run(ctx context.Context) error {
 		batches = w.Batches()
 		a.status.watcher.Store(w)
 	}
+	mw := newMountWatch()
+	defer mw.stop()
+	mw.check(ctx, a)
+	mounts := time.NewTicker(mountCheck)
+	defer mounts.Stop()
 	a.logScanErr(a.ScanAll(ctx))
 	rescan := time.NewTicker(a.rescan)
 	defer rescan.Stop()
@@ -182,6 +187,17 @@ func (a *Arena) Run(ctx context.Context) error {
 				continue
 			}
 			a.logScanErr(a.handleBatch(ctx, b))
+		case b, ok := <-mw.batches():
+			if !ok {
+				mw.stop()
+				mw.mnt = "" // look again at the next check
+				continue
+			}
+			a.logScanErr(a.handleBatch(ctx, b))
+		case <-mounts.C:
+			mw.check(ctx, a)
+		case s := <-mw.started:
+			mw.arrived(s, a)
 		case <-rescan.C:
 			a.logScanErr(a.ScanAll(ctx))
 		case <-retry.C:

@@ -129,7 +129,28 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		// showed: the index no longer has it, the whiteout must go.
 		a.removeWhiteout(path)
 	}
+	a.dropTemps(path)
 	return nil
+}
+
+// tempSuffix ends the names of path's temporary files (one per blob).
+func tempSuffix(path realize.Path) string {
+	ph := blake3.Sum256([]byte(path))
+	return fmt.Sprintf("-%x", ph[:4])
+}
+
+// dropTemps removes what is left of earlier versions' transfers to path
+// once a newer one is placed: kept for a resumed transfer, they would
+// never be resumed now (a file another peer rewrote many times left one
+// per version it could no longer serve).
+func (a *Arena) dropTemps(path realize.Path) {
+	dir := filepath.Dir(a.abs(path))
+	olds, _ := filepath.Glob(filepath.Join(dir, TempPrefix+"*"+tempSuffix(path)))
+	for _, old := range olds {
+		if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.logger.Warn("stale temporary file not removed", "path", old, "err", err)
+		}
+	}
 }
 
 // filled is a verified temporary file waiting to be put in place.
@@ -346,8 +367,7 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 	// cut short: the next attempt finds the blocks it already has.
 	// Named by blob and path: two placements of the same content in one
 	// directory (they can run at once) never share a file.
-	ph := blake3.Sum256([]byte(path))
-	name := filepath.Join(filepath.Dir(a.abs(path)), fmt.Sprintf("%s%s-%x", TempPrefix, m.Blob, ph[:4]))
+	name := filepath.Join(filepath.Dir(a.abs(path)), TempPrefix+m.Blob.String()+tempSuffix(path))
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return "", Hashed{}, a.placeErr(path, realize.IO, err)
