@@ -28,7 +28,8 @@ type Options struct {
 	SyncFiles   int    // small files in the synced tree
 	SyncEdits   int    // latency samples per run
 	NFSBytes    int64  // size of the unreal file read through NFS; 0 = no nfs stage
-	Only        string // run only this stage (rescan, index, sync, nfs); "" = all
+	MountBytes    int64  // bytes of the real file read and written through realize mount in UML; 0 = no mount stage
+	Only        string // run only this stage (rescan, index, sync, nfs, mount); "" = all
 	Out         io.Writer
 }
 
@@ -48,7 +49,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	stages := []struct {
 		name string
 		run  func(context.Context, Options) ([]Row, error)
-	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}}
+	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}, {"mount", benchMount}}
 	var rows []Row
 	ran := false
 	for _, s := range stages {
@@ -63,7 +64,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		rows = append(rows, r...)
 	}
 	if !ran {
-		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs)", o.Only)
+		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs, mount)", o.Only)
 	}
 	Print(o.Out, rows)
 	return rows, nil

@@ -33,8 +33,22 @@ content_is() { [ "$(cat "$1" 2>/dev/null; echo .)" = "$2." ]; }
 # listed DIR NAME: DIR's listing has NAME (read from the directory alone:
 # busybox ls also stats each name, and leaves out what it cannot stat).
 listed() { for f in "$1"/* "$1"/.*; do [ "${f##*/}" = "$2" ] && return 0; done; return 1; }
-# says FILE ERROR: reading FILE fails with ERROR (e.g. "No such file").
-says() { cat "$1" 2>&1 >/dev/null | grep -q "$2"; }
+# gone FILE: within 5 s, FILE is absent: reading it fails with "No such
+# file" (not a stale file handle, not old bytes). A check.
+gone() {
+	_i=0
+	while [ $_i -lt 50 ]; do
+		_got=$(cat "$1" 2>&1)
+		case "$_got" in *"No such file"*)
+			kt_log "ok: $1 gone after $_i tries"
+			return 0
+			;;
+		esac
+		_i=$((_i + 1))
+		sleep 0.1
+	done
+	kt_fail "$1 not gone after 5 s: $_got"
+}
 
 mkdir -p /p/a/home /p/b/home /ma /mb
 kt_must ra init --name alpha --data /p/a/data --arena home=/p/a/home --nfs 127.0.0.1:20491 --listen 127.0.0.1:7001 --pin >/dev/null
@@ -114,7 +128,7 @@ kt_wait_until 100 0.1 sh -c "[ ! -e /p/a/home/del.txt ]"
 kt_wait_until 50 0.1 sh -c "[ ! -e /p/b/home/del.txt ]"
 kt_check "nothing left at del.txt in B's real directory (a whiteout is consumed)" [ ! -e /p/b/home/del.txt ]
 kt_step sh -c "$R --config /p/b/config.toml log | grep -E 'remove +del.txt'"
-kt_wait_until 50 0.1 says /ma/home/del.txt "No such file"
+gone /ma/home/del.txt
 kt_log "timing: delete through B's mount -> gone from A's mount: $(since)"
 
 # 3b. A's delete of a file B had read: gone through B's mount (absent, not
@@ -122,7 +136,7 @@ kt_log "timing: delete through B's mount -> gone from A's mount: $(since)"
 mark
 kt_step rm /ma/home/peerdel.txt
 kt_wait_until 100 0.1 in_log b "remove +peerdel.txt"
-kt_wait_until 50 0.1 says /mb/home/peerdel.txt "No such file"
+gone /mb/home/peerdel.txt
 kt_log "timing: delete through A's mount -> gone from B's mount: $(since)"
 
 # 4. A directory rename through B's mount. dir holds unreal files only on
@@ -143,7 +157,7 @@ kt_check "two.txt stayed unreal on B (moved, not copied)" [ ! -e /p/b/home/moved
 kt_step sh -c "$R --config /p/b/config.toml log | grep -E 'rename +dir/sub/two.txt -> moved/sub/two.txt'"
 kt_wait_until 50 0.1 content_is /ma/home/moved/sub/two.txt "two
 "
-kt_wait_until 50 0.1 says /ma/home/dir/one.txt "No such file"
+gone /ma/home/dir/one.txt
 # Some time later (the kernel looks at the directories again), still there.
 sleep 2
 kt_assert_content /mb/home/moved/sub/two.txt "two

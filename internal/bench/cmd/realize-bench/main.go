@@ -25,7 +25,8 @@ func main() {
 	flag.IntVar(&o.SyncFiles, "sync-files", 10000, "small files in the synced tree")
 	flag.IntVar(&o.SyncEdits, "sync-edits", 20, "propagation-latency samples per run")
 	flag.Int64Var(&o.NFSBytes, "nfs-bytes", 1<<30, "size of the unreal file read through NFS; 0 skips the nfs stage")
-	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync or nfs")
+	flag.Int64Var(&o.MountBytes, "mount-bytes", 256<<20, "size of the real file read and written through realize mount in user-mode Linux; 0 skips the mount stage")
+	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync, nfs or mount")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
