@@ -28,7 +28,7 @@ type Options struct {
 	SyncFiles   int    // small files in the synced tree
 	SyncEdits   int    // latency samples per run
 	NFSBytes    int64  // size of the unreal file read through NFS; 0 = no nfs stage
-	MountBytes    int64  // bytes of the real file read and written through realize mount in UML; 0 = no mount stage
+	MountBytes  int64  // bytes of the real file read and written through realize mount in UML; 0 = no mount stage
 	Only        string // run only this stage (rescan, index, sync, nfs, mount); "" = all
 	Out         io.Writer
 }
