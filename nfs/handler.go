@@ -115,8 +115,10 @@ func (h *handler) ToHandle(f billy.Filesystem, path []string) []byte {
 	var id uint64
 	if err == nil {
 		xp := joinPath(append([]string{root}, path...)...)
-		if to, ok := h.s.alias(h.s.ctx, xp); ok && m.view == viewAll {
-			xp = to
+		if m.view == viewAll {
+			if to, ok := h.s.alias(h.s.ctx, xp); ok {
+				xp = to // an old name still answering (alias.go)
+			}
 		}
 		id, err = h.s.handles.id(xp)
 	}

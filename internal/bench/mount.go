@@ -49,16 +49,17 @@ func benchMount(ctx context.Context, o Options) ([]Row, error) {
 		}
 	}
 	os.Chmod(bin, 0o755)
-	got, err := runMountGuest(ctx, o, runner, dir, bin)
+	got, fs, err := runMountGuest(ctx, o, runner, dir, bin)
 	if err != nil {
 		return nil, err
 	}
-	return mountRows(o, got)
+	return mountRows(o, got, fs)
 }
 
 // runMountGuest boots the guest and returns its measurements: MB/s by
-// "route op" ("overlay read", ...), one per run.
-func runMountGuest(ctx context.Context, o Options, runner, dir, bin string) (map[string][]float64, error) {
+// "route op" ("overlay read", ...), one per run, and the guest's file
+// system (ext4 on its disk, or tmpfs when the runner could not make one).
+func runMountGuest(ctx context.Context, o Options, runner, dir, bin string) (map[string][]float64, string, error) {
 	mib := int(max(o.MountBytes>>20, 1))
 	limit := 120 + 120*o.Runs*max(mib/256, 1) // seconds: UML on a busy machine
 	cmd := exec.CommandContext(ctx, "bash", runner, "--work", filepath.Join(dir, "uml"), "--timeout", strconv.Itoa(limit),
@@ -76,28 +77,34 @@ func runMountGuest(ctx context.Context, o Options, runner, dir, bin string) (map
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("the guest failed (%v):\n%s", err, tail(out, 60))
+		return nil, "", fmt.Errorf("the guest failed (%v):\n%s", err, tail(out, 60))
 	}
-	got := map[string][]float64{}
+	got, fs := map[string][]float64{}, "?"
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
 		f := strings.Fields(strings.TrimPrefix(sc.Text(), "BENCH: "))
-		if !strings.HasPrefix(sc.Text(), "BENCH: ") || len(f) != 3 {
+		switch {
+		case !strings.HasPrefix(sc.Text(), "BENCH: "):
+			continue
+		case len(f) == 2 && f[0] == "fs":
+			fs = f[1]
+			continue
+		case len(f) != 3:
 			continue
 		}
 		v, err := strconv.ParseFloat(f[2], 64)
 		if err != nil {
-			return nil, fmt.Errorf("guest line %q: %v", sc.Text(), err)
+			return nil, "", fmt.Errorf("guest line %q: %v", sc.Text(), err)
 		}
 		got[f[0]+" "+f[1]] = append(got[f[0]+" "+f[1]], v)
 	}
 	if len(got) == 0 {
-		return nil, fmt.Errorf("the guest measured nothing:\n%s", tail(out, 60))
+		return nil, "", fmt.Errorf("the guest measured nothing:\n%s", tail(out, 60))
 	}
-	return got, nil
+	return got, fs, nil
 }
 
-func mountRows(o Options, got map[string][]float64) ([]Row, error) {
+func mountRows(o Options, got map[string][]float64, fs string) ([]Row, error) {
 	size := human(o.MountBytes)
 	var rows []Row
 	for _, op := range []string{"read", "write"} {
@@ -114,7 +121,7 @@ func mountRows(o Options, got map[string][]float64) ([]Row, error) {
 			}
 			rows = append(rows, r)
 		}
-		rows = append(rows, Row{Name: fmt.Sprintf("direct %s of a %s file, ext4 in UML (baseline)", op, size), Value: local, Unit: "MB/s"})
+		rows = append(rows, Row{Name: fmt.Sprintf("direct %s of a %s file, %s in UML (baseline)", op, size, fs), Value: local, Unit: "MB/s"})
 	}
 	return rows, nil
 }
