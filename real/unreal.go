@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"github.com/realizefs/realize"
 	bolt "go.etcd.io/bbolt"
@@ -362,7 +363,14 @@ func (a *Arena) RenameDir(ctx context.Context, from, to realize.Path) error {
 		return fail(realize.NotDir, errors.New("not a directory"))
 	}
 	if err := os.Rename(a.abs(from), a.abs(to)); err != nil {
-		return a.placeErr(to, realize.IO, err)
+		kind := realize.IO
+		switch {
+		case errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+			kind = realize.NotEmpty
+		case errors.Is(err, syscall.ENOTDIR):
+			kind = realize.NotDir
+		}
+		return a.placeErr(to, kind, err)
 	}
 	p := &plan{}
 	p.overlay.redirects = append(p.overlay.redirects, redirect{from: from, to: to, moved: true})
