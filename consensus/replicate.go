@@ -274,7 +274,10 @@ func (r *Replicator) applyBatch(ctx context.Context, author realize.PeerID, batc
 		switch {
 		case realize.KindOf(err) == realize.Unavailable:
 			if sup, serr := r.superseded(e); serr != nil || !sup {
-				return errors.Join(serr, r.setApplied(author, e.Seq-1)) // wait for a peer that has the bytes
+				// Wait for a peer that has the bytes: the log stops here
+				// (the error says so; without it the cursor would move on).
+				return errors.Join(fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err),
+					serr, r.setApplied(author, e.Seq-1))
 			}
 		case retryLater(err):
 			return errors.Join(fmt.Errorf("apply entry %d of %s (%s %s): %w", e.Seq, author.Short(), e.Op, e.Path, err),

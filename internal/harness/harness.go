@@ -157,6 +157,9 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 				moved = moved || n > 0
 			}
 			applied, err := to.repl.ApplyPending(ctx)
+			if realize.KindOf(err) == realize.Unavailable {
+				err = nil // a log waiting for bytes: the next round tries again
+			}
 			if err != nil {
 				return fmt.Errorf("peer %d applying: %w", to.Index, err)
 			}
