@@ -107,7 +107,6 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		ch.Unreal = local.IsUnreal()
 		return a.commitPlaced(path, ch, local.Stat, Hashed{})
 	}
-
 	if ch.Unreal {
 		if local.IsReal() || live(local) && local.Meta.Kind != realize.KindFile {
 			return a.placeErr(path, realize.Invalid, errors.New("only a path with nothing on disk can be recorded unreal"))

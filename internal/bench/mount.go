@@ -21,8 +21,11 @@ import (
 // default: the kernel serves real files from the real directory) and in
 // nfs mode (the macOS path: every byte through the daemon). The guest
 // script is test/kernel/scripts/bench-mount.sh; it does every run in one
-// boot and prints one line per measurement. Where UML cannot run, the
-// stage says so and is skipped.
+// boot, each run measuring every route three times, interleaved, and
+// prints one line per measurement; a figure is the median of all of a
+// route's. Timings under UML on a shared machine vary much from one
+// measurement to the next, hence the interleaving. Where UML cannot run,
+// the stage says so and is skipped.
 func benchMount(ctx context.Context, o Options) ([]Row, error) {
 	if o.MountBytes <= 0 {
 		return nil, nil
@@ -61,9 +64,9 @@ func benchMount(ctx context.Context, o Options) ([]Row, error) {
 // system (ext4 on its disk, or tmpfs when the runner could not make one).
 func runMountGuest(ctx context.Context, o Options, runner, dir, bin string) (map[string][]float64, string, error) {
 	mib := int(max(o.MountBytes>>20, 1))
-	limit := 120 + 120*o.Runs*max(mib/256, 1) // seconds: UML on a busy machine
+	limit := 120 + 300*o.Runs*max(mib/256, 1) // seconds: UML on a busy machine
 	cmd := exec.CommandContext(ctx, "bash", runner, "--work", filepath.Join(dir, "uml"), "--timeout", strconv.Itoa(limit),
-		"--disk", strconv.Itoa(3*mib+512), // a run's three files, and room
+		"--disk", strconv.Itoa(4*mib+512), // the file read, the three written, and room
 		"--env", "BIN_DIR="+bin, "--env", "SIZE_MB="+strconv.Itoa(mib), "--env", "RUNS="+strconv.Itoa(o.Runs),
 		filepath.Join(filepath.Dir(runner), "scripts", "bench-mount.sh"))
 	cmd.Env = append(os.Environ(), "KTEST_MEM=768M")

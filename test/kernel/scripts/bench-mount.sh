@@ -12,8 +12,9 @@
 # route. The daemon indexes what was written before the next measurement
 # starts.
 # Output: "BENCH: <route> <op> <MB/s>" lines; the host takes medians.
-# Variables: BIN_DIR (static realize and guestio), SIZE_MB, RUNS.
-: "${BIN_DIR:?}" "${SIZE_MB:?}" "${RUNS:?}"
+# Variables: BIN_DIR (static realize and guestio), SIZE_MB, RUNS, REPS
+# (measurements per route and run, default 3).
+: "${BIN_DIR:?}" "${SIZE_MB:?}" "${RUNS:?}" "${REPS:=3}"
 kt_must mkdir -p /host /d
 kt_must mount -t hostfs none /host -o "$BIN_DIR"
 if [ -b "${KT_DISK:-none}" ]; then
@@ -43,8 +44,9 @@ bench() {
 	echo "BENCH: $_route $_op ${_out%% *}"
 }
 # Each run takes the routes in another order (local overlay nfs, then
-# overlay nfs local, ...): what one measurement leaves behind (the host's
-# cache of the guest's disk, writeback) does not always favour the same
+# overlay nfs local, ...), REPS times over, interleaved: what one
+# measurement leaves behind (the host's cache of the guest's disk,
+# writeback, another process on the host) does not always favour the same
 # route. A read of the file before the reads puts it in the host's cache
 # for all three alike; each read then starts with the guest's caches
 # dropped.
@@ -52,18 +54,28 @@ path_of() { case $1 in local) echo /d/home ;; overlay) echo /m/home ;; nfs) echo
 i=1
 while [ $i -le "$RUNS" ]; do
 	routes=$(echo "local overlay nfs local overlay" | cut -d' ' -f$(((i - 1) % 3 + 1))-$(((i - 1) % 3 + 3)))
-	for route in $routes; do
-		drop
-		bench $route write $G write "$(path_of $route)/w-$route-$i" "$SIZE_MB"
-		indexed "w-$route-$i"
+	k=1
+	while [ $k -le "$REPS" ]; do
+		for route in $routes; do
+			drop
+			bench $route write $G write "$(path_of $route)/w-$route-$i-$k" "$SIZE_MB"
+			indexed "w-$route-$i-$k"
+		done
+		rm -f /d/home/w-overlay-$i-$k /d/home/w-nfs-$i-$k
+		[ $k = 1 ] || rm -f /d/home/w-local-$i-$k
+		k=$((k + 1))
 	done
 	drop
-	cat "/d/home/w-local-$i" >/dev/null
-	for route in $routes; do
-		drop
-		bench $route read $G read "$(path_of $route)/w-local-$i"
+	cat "/d/home/w-local-$i-1" >/dev/null
+	k=1
+	while [ $k -le "$REPS" ]; do
+		for route in $routes; do
+			drop
+			bench $route read $G read "$(path_of $route)/w-local-$i-1"
+		done
+		k=$((k + 1))
 	done
-	rm -f /d/home/w-*-$i
+	rm -f /d/home/w-*-$i-*
 	i=$((i + 1))
 done
 kt_must r umount /n
