@@ -126,6 +126,7 @@ func (s *Server) resolve(ctx context.Context, xp string) (*node, error) {
 	}
 	nd := &node{kind: nArena, xp: xp, arena: a, path: p, meta: n.Meta}
 	s.open.overlay(xp, &nd.meta)
+	s.dirTimes.apply(xp, &nd.meta)
 	return nd, nil
 }
 
@@ -187,6 +188,7 @@ func (s *Server) list(ctx context.Context, n *node) ([]child, error) {
 			if rn, err := a.Stat(ctx, ""); err == nil && rn.Meta.Kind == realize.KindDir {
 				m = rn.Meta
 			}
+			s.dirTimes.apply(name, &m)
 			out = append(out, child{name, m})
 		}
 		out = append(out, child{ConflictsDir, realize.Meta{Kind: realize.KindDir, MTime: s.conflictsMTime()}})
@@ -205,6 +207,7 @@ func (s *Server) list(ctx context.Context, n *node) ([]child, error) {
 			}
 			m := c.Meta
 			s.open.overlay(joinPath(n.xp, name), &m)
+			s.dirTimes.apply(joinPath(n.xp, name), &m)
 			out = append(out, child{name, m})
 		}
 	case nConflicts:

@@ -31,7 +31,8 @@ type fakeArena struct {
 	conflicts   []ConflictVersion
 	cbytes      map[string][]byte // by Path + "/" + Name
 	unavailable map[realize.Path]bool
-	opens       int // Open calls (tests of the reader cache)
+	hidden      map[realize.Path]bool // Hidden (an overlay whiteout in the real directory)
+	opens       int                   // Open calls (tests of the reader cache)
 	writeCloses int
 }
 
@@ -115,6 +116,21 @@ func fErr(op string, k realize.ErrKind, p realize.Path) error {
 }
 
 func (a *fakeArena) Name() realize.ArenaName { return a.name }
+
+func (a *fakeArena) Hidden(_ context.Context, p realize.Path) bool {
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
+	return a.hidden[p]
+}
+
+func (a *fakeArena) hide(p realize.Path, on bool) {
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
+	if a.hidden == nil {
+		a.hidden = map[realize.Path]bool{}
+	}
+	a.hidden[p] = on
+}
 
 func (a *fakeArena) Stat(_ context.Context, p realize.Path) (Node, error) {
 	a.t.mu.Lock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-git/go-billy/v5"
 	"github.com/realizefs/realize"
+	gonfs "github.com/willscott/go-nfs"
 	"github.com/willscott/go-nfs/file"
 )
 
@@ -65,6 +66,12 @@ func (m *mountFS) node(op, name string) (*node, error) {
 		return nil, err
 	}
 	n, err := m.s.resolve(m.ctx(), xp)
+	if err != nil && m.view == viewAll && statusOf(err) == gonfs.NFSStatusNoEnt {
+		if to, ok := m.s.alias(m.ctx(), xp); ok {
+			xp = to
+			n, err = m.s.resolve(m.ctx(), xp)
+		}
+	}
 	if err != nil {
 		return nil, pathErr(op, name, err)
 	}

@@ -114,7 +114,13 @@ func (h *handler) ToHandle(f billy.Filesystem, path []string) []byte {
 	}
 	var id uint64
 	if err == nil {
-		id, err = h.s.handles.id(joinPath(append([]string{root}, path...)...))
+		xp := joinPath(append([]string{root}, path...)...)
+		if m.view == viewAll {
+			if to, ok := h.s.alias(h.s.ctx, xp); ok {
+				xp = to // an old name still answering (alias.go)
+			}
+		}
+		id, err = h.s.handles.id(xp)
 	}
 	if err != nil {
 		h.s.log.Warn("nfs: no handle", "path", joinPath(path...), "err", err)

@@ -39,7 +39,10 @@ var (
 	bucketNFS   = []byte("nfs")
 	bucketIDs   = []byte("ids")
 	bucketPaths = []byte("paths")
-	keyKey      = []byte("key")
+	// aliases/"/"+export path -> id: an old name that still answers in the
+	// all-files view (alias.go).
+	bucketAliases = []byte("aliases")
+	keyKey        = []byte("key")
 )
 
 const handleLen = 28
@@ -64,6 +67,9 @@ func openHandles(db *store.DB) (*handles, error) {
 			return err
 		}
 		if _, err := b.CreateBucketIfNotExists(bucketPaths); err != nil {
+			return err
+		}
+		if _, err := b.CreateBucketIfNotExists(bucketAliases); err != nil {
 			return err
 		}
 		if k := b.Get(keyKey); len(k) == 8 {
@@ -193,33 +199,51 @@ func below(paths *bolt.Bucket, xp string, fn func(p string, id []byte) error) er
 // rename moves the ids of from and everything beneath it to to; whatever
 // had ids at to (replaced by the rename) loses them.
 func (h *handles) rename(from, to string) error {
+	return h.db.Update(func(tx *bolt.Tx) error { return renameIn(tx, from, to) })
+}
+
+// renameIn is rename within tx. A source without ids is nothing to move:
+// the destination keeps its own (the move was already followed, by the
+// index's observer, before the NFS operation that made it returned).
+func renameIn(tx *bolt.Tx, from, to string) error {
 	if from == to || from == "" {
 		return nil
 	}
-	return h.db.Update(func(tx *bolt.Tx) error {
-		ids, paths := buckets(tx)
-		if paths == nil {
-			return errNoBucket
-		}
-		if err := below(paths, to, func(p string, id []byte) error {
-			if err := ids.Delete(id); err != nil {
-				return err
-			}
-			return paths.Delete(pkey(p))
-		}); err != nil {
+	ids, paths := buckets(tx)
+	if paths == nil {
+		return errNoBucket
+	}
+	if !hasBelow(paths, from) {
+		return nil
+	}
+	if err := below(paths, to, func(p string, id []byte) error {
+		if err := ids.Delete(id); err != nil {
 			return err
 		}
-		return below(paths, from, func(p string, id []byte) error {
-			np := to + p[len(from):]
-			if err := paths.Delete(pkey(p)); err != nil {
-				return err
-			}
-			if err := paths.Put(pkey(np), id); err != nil {
-				return err
-			}
-			return ids.Put(id, pkey(np))
-		})
+		return paths.Delete(pkey(p))
+	}); err != nil {
+		return err
+	}
+	return below(paths, from, func(p string, id []byte) error {
+		np := to + p[len(from):]
+		if err := paths.Delete(pkey(p)); err != nil {
+			return err
+		}
+		if err := paths.Put(pkey(np), id); err != nil {
+			return err
+		}
+		return ids.Put(id, pkey(np))
 	})
+}
+
+// hasBelow tells whether xp or anything beneath it has an id.
+func hasBelow(paths *bolt.Bucket, xp string) bool {
+	if paths.Get(pkey(xp)) != nil {
+		return true
+	}
+	prefix := pkey(xp + "/")
+	k, _ := paths.Cursor().Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix)
 }
 
 // forget drops the ids of xp and everything beneath it (after a removal

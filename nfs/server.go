@@ -45,6 +45,7 @@ type Server struct {
 	gid     uint32
 
 	conflictChange atomic.Int64
+	dirTimes       dirTimes // follow.go
 	ops            opCounts // calls received, by procedure (ops.go)
 
 	mu     sync.Mutex
@@ -232,22 +233,6 @@ func (s *Server) fromHandle(fh []byte) (billy.Filesystem, []string, error) {
 }
 
 func (s *Server) conflictChanged() { s.conflictChange.Store(time.Now().UnixNano()) }
-
-// Renamed tells the server that from was renamed to to in arena a by
-// other means than NFS (the overlay's upper layer, a peer): the handles of
-// from and of everything beneath it follow it.
-func (s *Server) Renamed(a realize.ArenaName, from, to realize.Path) error {
-	if from.IsRoot() || to.IsRoot() {
-		return &realize.Error{Op: "nfs rename handles", Kind: realize.Invalid, Arena: a, Err: errors.New("arena root")}
-	}
-	fx, tx := joinPath(string(a), string(from)), joinPath(string(a), string(to))
-	s.open.forget(fx)
-	s.open.forget(tx)
-	if err := s.handles.rename(fx, tx); err != nil {
-		return &realize.Error{Op: "nfs rename handles", Kind: realize.IO, Arena: a, Path: string(from), Err: err}
-	}
-	return nil
-}
 
 // go-nfs logs through one package-level logger; it goes to the logger of
 // the latest Server, at debug level (go-nfs reports ordinary client

@@ -41,6 +41,9 @@ type ArenaOptions struct {
 	// Settle is how long deletions wait for more before they are judged
 	// together (guard_settle.go); 0 judges each scan's deletions at once.
 	Settle time.Duration
+	// Observer, if set, hears about moves and listing changes (the NFS
+	// view follows them).
+	Observer Observer
 }
 
 // Arena keeps the index of one real directory up to date.
@@ -56,6 +59,7 @@ type Arena struct {
 	debounce time.Duration
 	logger   *slog.Logger
 	clock    realize.Clock
+	observer Observer
 
 	exclude     []string      // cleaned absolute paths
 	excludeInfo []os.FileInfo // same, for os.SameFile (symlinked or bind-mounted data dirs)
@@ -86,6 +90,7 @@ func NewArena(opt ArenaOptions) (*Arena, error) {
 		name: opt.Name, root: filepath.Clean(opt.Root), db: opt.DB, log: opt.Log, self: opt.Self,
 		hasher: opt.Hasher, workers: opt.Workers, rescan: opt.Rescan, debounce: opt.Debounce,
 		logger: opt.Logger, clock: opt.Clock, guardShare: opt.DeleteGuard, settle: opt.Settle,
+		observer: opt.Observer,
 	}
 	if a.hasher == nil {
 		a.hasher = NewHasher()
@@ -176,6 +181,11 @@ func (a *Arena) Run(ctx context.Context) error {
 		batches = w.Batches()
 		a.status.watcher.Store(w)
 	}
+	mw := newMountWatch()
+	defer mw.stop()
+	mw.check(ctx, a)
+	mounts := time.NewTicker(mountCheck)
+	defer mounts.Stop()
 	a.logScanErr(a.ScanAll(ctx))
 	rescan := time.NewTicker(a.rescan)
 	defer rescan.Stop()
@@ -195,6 +205,17 @@ func (a *Arena) Run(ctx context.Context) error {
 				continue
 			}
 			a.logScanErr(a.handleBatch(ctx, b))
+		case b, ok := <-mw.batches():
+			if !ok {
+				mw.stop()
+				mw.mnt = "" // look again at the next check
+				continue
+			}
+			a.logScanErr(a.handleBatch(ctx, b))
+		case <-mounts.C:
+			mw.check(ctx, a)
+		case s := <-mw.started:
+			mw.arrived(s, a)
 		case <-rescan.C:
 			a.logScanErr(a.ScanAll(ctx))
 		case <-retry.C:

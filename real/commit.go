@@ -31,6 +31,9 @@ type placed struct {
 	// freed are kept-aside blobs a resolution let go: removed from
 	// ConflictDir once the commit is durable.
 	freed []realize.Hash
+	// installed: the placement changed the real directory (not only the
+	// index), so a whiteout or older temporary files may be left to clear.
+	installed bool
 }
 
 // commitQueue holds placements installed but not yet recorded.
@@ -107,7 +110,7 @@ func (a *Arena) commitQueued() {
 		}
 		ok = append(ok, it)
 	}
-	err := a.db.Update(func(tx *bolt.Tx) error { return a.commitPlacedIn(tx, ok) })
+	err := a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitPlacedIn(tx, ix, ok) })
 	if err == nil || len(ok) == 1 {
 		for _, it := range ok {
 			it.done <- a.afterCommit(it, err)
@@ -116,28 +119,36 @@ func (a *Arena) commitQueued() {
 	}
 	// One bad record must not fail the others: commit them one by one.
 	for _, it := range ok {
-		err := a.db.Update(func(tx *bolt.Tx) error { return a.commitPlacedIn(tx, []*placed{it}) })
+		err := a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitPlacedIn(tx, ix, []*placed{it}) })
 		it.done <- a.afterCommit(it, err)
 	}
 }
 
-// afterCommit frees what a committed placement let go.
+// afterCommit clears what a committed placement left behind: kept-aside
+// bytes a resolution let go, the whiteout of a name removed through an
+// overlay mount over its lower layer (the index no longer has the name),
+// earlier versions' temporary files (never resumed now).
 func (a *Arena) afterCommit(it *placed, err error) error {
-	if err != nil || len(it.freed) == 0 {
+	if err != nil {
 		return err
+	}
+	if it.installed {
+		if it.ch.Result.Meta.Kind == realize.KindNone {
+			a.removeWhiteout(it.path)
+		}
+		a.dropTemps(it.path)
+	}
+	if len(it.freed) == 0 {
+		return nil
 	}
 	return a.freeKept(it.freed)
 }
 
 // commitPlacedIn records placed changes: index records, history entries
 // and conflict records, in tx.
-func (a *Arena) commitPlacedIn(tx *bolt.Tx, items []*placed) error {
+func (a *Arena) commitPlacedIn(tx *bolt.Tx, ix *Index, items []*placed) error {
 	if len(items) == 0 {
 		return nil
-	}
-	ix, err := OpenIndex(tx, a.name)
-	if err != nil {
-		return err
 	}
 	entries := make([]*realize.Entry, 0, len(items))
 	recs := make([]*Record, 0, len(items))

@@ -29,6 +29,7 @@ var (
 	bucketConfl = []byte("c")
 	bucketDrops = []byte("r")
 	bucketWhere = []byte("b")
+	bucketKept  = []byte("w")
 	bucketBlobs = []byte("blobs")
 	bucketBlock = []byte("blocks")
 	keyCounts   = []byte("counts")
@@ -141,6 +142,9 @@ type Index struct {
 	blockIdx *bolt.Bucket
 	counts   Counts
 	dirty    bool
+	// listed are the directories whose names changed in this
+	// transaction (see Observer.Listed).
+	listed map[realize.Path]bool
 	// unused are blobs whose references dropped to zero in this
 	// transaction. They are deleted at Flush, not at once: within one
 	// transaction a content often leaves one path before it arrives at
@@ -163,7 +167,7 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 		if ix.files, err = ix.ab.CreateBucketIfNotExists(bucketFiles); err != nil {
 			return nil, err
 		}
-		for _, name := range [][]byte{bucketConfl, bucketWhere, bucketDrops} {
+		for _, name := range [][]byte{bucketConfl, bucketWhere, bucketDrops, bucketKept} {
 			if _, err = ix.ab.CreateBucketIfNotExists(name); err != nil {
 				return nil, err
 			}
@@ -329,6 +333,7 @@ func (ix *Index) Put(p realize.Path, r *Record) error {
 		return err
 	}
 	ix.dirty = true
+	ix.noteListed(p, old, r)
 	return ix.files.Put(key, raw)
 }
 

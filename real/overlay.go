@@ -55,6 +55,9 @@ type whiteout struct {
 
 type redirect struct {
 	from, to realize.Path
+	// moved says the daemon itself moved the directory (RenameDir): no
+	// overlay xattr to clear.
+	moved bool
 }
 
 // whiteout handles a whiteout at path: a delete of what the index holds
@@ -155,7 +158,7 @@ func (a *Arena) consumeOverlay(p *plan) {
 	for _, w := range p.overlay.whiteouts {
 		abs := a.abs(w.path)
 		info, err := os.Lstat(abs)
-		if err != nil || !isWhiteout(info) || StatOf(info).Inode != w.stat.Inode {
+		if err != nil || !isWhiteout(info) || StatOf(info).Inode != w.stat.Inode || a.isKept(w.path) {
 			continue
 		}
 		if rec, err := a.record0(w.path); err != nil || live(rec) {
@@ -169,6 +172,9 @@ func (a *Arena) consumeOverlay(p *plan) {
 		a.clearXattr(d, xattrOpaque)
 	}
 	for _, r := range p.overlay.redirects {
+		if r.moved {
+			continue
+		}
 		// While the source still holds records (its removal was not part
 		// of this plan), the redirect is what shows them at the
 		// destination: keep it for the scan that sees the source go.

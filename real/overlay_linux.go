@@ -98,3 +98,32 @@ func (l *unpinLease) release() {
 	_, _ = unix.FcntlInt(l.f.Fd(), unix.F_SETLEASE, unix.F_UNLCK)
 	l.f.Close()
 }
+
+// overlayOver returns where an overlayfs whose upper layer is dir is
+// mounted (in this process's mount namespace), or "" when none is.
+func overlayOver(dir string) string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var want os.FileInfo
+	for _, m := range parseOverlayMounts(f) {
+		if m.upper != dir {
+			if want == nil {
+				if want, err = os.Stat(dir); err != nil {
+					return ""
+				}
+			}
+			if got, err := os.Stat(m.upper); err != nil || !os.SameFile(got, want) {
+				continue
+			}
+		}
+		return m.target
+	}
+	return ""
+}
+
+// IsWhiteout tells whether info (from Lstat) is an overlayfs whiteout: a
+// removal the kernel marked in an upper layer, not a file.
+func IsWhiteout(info os.FileInfo) bool { return isWhiteout(info) }

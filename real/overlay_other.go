@@ -21,3 +21,8 @@ var errOpenElsewhere = errors.New("the file is open; unpin it once it is closed"
 func takeUnpinLease(string) (*unpinLease, error) { return nil, nil }
 func (*unpinLease) broken() bool                 { return false }
 func (*unpinLease) release()                     {}
+
+func overlayOver(string) string { return "" }
+
+// IsWhiteout tells whether info is an overlayfs whiteout (Linux only).
+func IsWhiteout(os.FileInfo) bool { return false }

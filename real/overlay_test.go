@@ -181,10 +181,15 @@ func TestOverlayRedirectMovesUnrealFiles(t *testing.T) {
 			t.Fatalf("%s: want a tombstone, got %+v", p, r)
 		}
 	}
-	f.absent("src")
+	// The whiteout at the old name stays (the kernel still looks the
+	// directory up under it: decision 0014); the redirect is cleared.
+	f.isWhiteout("src")
 	if f.hasXattr("dst", "trusted.overlay.redirect") {
 		t.Fatal("the redirect is not cleared once recorded")
 	}
+	f.scan()
+	f.expect()
+	f.isWhiteout("src")
 
 	// An absolute redirect, into another directory.
 	if err := os.Rename(filepath.Join(f.root, "dst", "s"), filepath.Join(f.root, "keep", "moved")); err != nil {
@@ -197,6 +202,35 @@ func TestOverlayRedirectMovesUnrealFiles(t *testing.T) {
 	f.unrealAt("keep/moved/u2.txt")
 	f.scan()
 	f.expect()
+	f.isWhiteout("dst/s")
+
+	// Another peer puts a file below the old name: the kept whiteout goes
+	// (it would hide the file through the mount).
+	alt, fill := remoteFile("new in src", 1_000_000_000, realize.VersionVector{remote: 1})
+	if err := apply(t, f, "src/new.txt", realize.OpAdd, alt, fill); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(f.root, "src", "new.txt")); err != nil || string(got) != "new in src" {
+		t.Fatalf("src/new.txt: %q %v", got, err)
+	}
+	// And an unreal one below the other: its whiteout goes too.
+	alt.Meta.Size, alt.Meta.Blob = 3, realize.Hash{7}
+	err := f.arena.Place(t.Context(), "dst/s/far.txt", func([]realize.Alternative) (*real.Change, error) {
+		return &real.Change{Op: realize.OpAdd, Result: alt, Unreal: true}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.absent("dst/s")
+	f.unrealAt("dst/s/far.txt")
+}
+
+func (f *fixture) isWhiteout(rel string) {
+	f.t.Helper()
+	info, err := os.Lstat(filepath.Join(f.root, rel))
+	if err != nil || info.Mode()&os.ModeCharDevice == 0 {
+		f.t.Fatalf("%s: want a whiteout, got %v %v", rel, info, err)
+	}
 }
 
 func TestUnpinRefusesAnOpenFile(t *testing.T) {

@@ -80,6 +80,11 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 	if err != nil || ch == nil {
 		return err
 	}
+	if !ch.Keep && ch.Result.Meta.Kind != realize.KindNone {
+		if err := a.clearKept(path); err != nil {
+			return err
+		}
+	}
 	// The bytes are fetched without the arena's lock: a large download must
 	// not hold back the recording of local edits meanwhile.
 	var fill filled
@@ -151,10 +156,30 @@ func (a *Arena) placeLocked(path realize.Path, decide Decider, local *Record, ch
 		if err != nil {
 			return nil, err
 		}
-		it.st, it.h, it.dir = stat, fill.h, filepath.Dir(a.abs(path))
+		it.st, it.h, it.dir, it.installed = stat, fill.h, filepath.Dir(a.abs(path)), true
 	}
 	a.enqueue(it)
 	return it, nil
+}
+
+// tempSuffix ends the names of path's temporary files (one per blob).
+func tempSuffix(path realize.Path) string {
+	ph := blake3.Sum256([]byte(path))
+	return fmt.Sprintf("-%x", ph[:4])
+}
+
+// dropTemps removes what is left of earlier versions' transfers to path
+// once a newer one is placed: kept for a resumed transfer, they would
+// never be resumed now (a file another peer rewrote many times left one
+// per version it could no longer serve).
+func (a *Arena) dropTemps(path realize.Path) {
+	dir := filepath.Dir(a.abs(path))
+	olds, _ := filepath.Glob(filepath.Join(dir, TempPrefix+"*"+tempSuffix(path)))
+	for _, old := range olds {
+		if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.logger.Warn("stale temporary file not removed", "path", old, "err", err)
+		}
+	}
 }
 
 // filled is a verified temporary file waiting to be put in place.
@@ -229,7 +254,8 @@ func (a *Arena) record0(path realize.Path) (*Record, error) {
 // tmp for a file — under the arena's lock, and returns its stat.
 func (a *Arena) install(path realize.Path, local *Record, ch *Change, tmp string) (st Stat, err error) {
 	abs := a.abs(path)
-	if err := a.safeParents(path); err != nil {
+	v := a.via()
+	if err := a.safeParentsVia(v, path); err != nil {
 		return st, err
 	}
 	m := ch.Result.Meta
@@ -243,10 +269,10 @@ func (a *Arena) install(path realize.Path, local *Record, ch *Change, tmp string
 	if err := a.unchanged(path, local); err != nil {
 		return st, err
 	}
-	if err := a.moveAsideLoser(path, local, ch); err != nil {
+	if err := a.moveAsideLoser(v, path, local, ch); err != nil {
 		return st, err
 	}
-	if err := a.swap(abs, tmp, m); err != nil {
+	if err := a.swap(v, path, tmp, m); err != nil {
 		if realize.KindOf(err) == realize.Conflict {
 			return st, err
 		}
@@ -269,17 +295,24 @@ func (a *Arena) install(path realize.Path, local *Record, ch *Change, tmp string
 // (invariant 6 — a peer that sends a symlink "d" -> "/etc" and then a file
 // "d/passwd" must not reach /etc).
 func (a *Arena) safeParents(path realize.Path) error {
+	return a.safeParentsVia(via{a: a}, path)
+}
+
+// safeParentsVia is safeParents making missing directories through v.
+func (a *Arena) safeParentsVia(v via, path realize.Path) error {
 	dir := a.root
 	parts := strings.Split(string(path.Dir()), "/")
 	if path.Dir().IsRoot() {
 		parts = nil
 	}
+	rel := realize.Path("")
 	for _, name := range parts {
 		dir = filepath.Join(dir, name)
+		rel = rel.Join(name)
 		info, err := os.Lstat(dir)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			if err := v.mkdir(rel); err != nil && !errors.Is(err, fs.ErrExist) {
 				return a.placeErr(path, realize.IO, err)
 			}
 			continue
@@ -303,8 +336,8 @@ func (a *Arena) noSymlinkAbove(path realize.Path) error {
 	for _, name := range strings.Split(string(path), "/")[:strings.Count(string(path), "/")] {
 		dir = filepath.Join(dir, name)
 		info, err := os.Lstat(dir)
-		if err != nil {
-			return nil // missing: nothing to follow
+		if err != nil || isWhiteout(info) {
+			return nil // missing (an overlay whiteout is a removal): nothing to follow
 		}
 		if !info.IsDir() {
 			return a.placeErr(path, realize.Invalid, fmt.Errorf("%s is a symlink or a file, not a directory", filepath.Base(dir)))
@@ -313,29 +346,31 @@ func (a *Arena) noSymlinkAbove(path realize.Path) error {
 	return nil
 }
 
-// swap makes abs hold m: the temporary file or symlink renamed over it, a
-// directory created, or the path removed.
-func (a *Arena) swap(abs, tmp string, m realize.Meta) error {
+// swap makes path hold m: the temporary file or symlink tmp (a name in
+// path's directory) renamed over it, a directory created, or the path
+// removed — through v.
+func (a *Arena) swap(v via, path realize.Path, tmp string, m realize.Meta) error {
+	abs := a.abs(path)
 	switch m.Kind {
 	case realize.KindFile, realize.KindSymlink:
 		if fi, err := os.Lstat(abs); err == nil && fi.IsDir() {
-			if err := os.Remove(abs); err != nil { // a directory replaced by a file: only if empty
+			if err := v.remove(path); err != nil { // a directory replaced by a file: only if empty
 				return notEmpty(err)
 			}
 		}
-		return os.Rename(tmp, abs)
+		return v.rename(path.Dir().Join(filepath.Base(tmp)), path)
 	case realize.KindDir:
 		if fi, err := os.Lstat(abs); err == nil && !fi.IsDir() {
-			if err := os.Remove(abs); err != nil {
+			if err := v.remove(path); err != nil {
 				return err
 			}
 		}
-		if err := os.Mkdir(abs, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := v.mkdir(path); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 		return os.Chtimes(abs, time.Time{}, time.Unix(0, m.MTime))
 	default:
-		err := os.Remove(abs)
+		err := v.remove(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -363,8 +398,7 @@ func (a *Arena) fillTemp(ctx context.Context, path realize.Path, ch *Change) (st
 	// cut short: the next attempt finds the blocks it already has.
 	// Named by blob and path: two placements of the same content in one
 	// directory (they can run at once) never share a file.
-	ph := blake3.Sum256([]byte(path))
-	name := filepath.Join(filepath.Dir(a.abs(path)), fmt.Sprintf("%s%s-%x", TempPrefix, m.Blob, ph[:4]))
+	name := filepath.Join(filepath.Dir(a.abs(path)), TempPrefix+m.Blob.String()+tempSuffix(path))
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return "", Hashed{}, a.placeErr(path, realize.IO, err)
@@ -473,7 +507,7 @@ func stillSame(rec, now Stat) bool {
 
 // moveAsideLoser moves the local file into ConflictDir when it is one of
 // the versions that lost: its bytes must survive the placing.
-func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) error {
+func (a *Arena) moveAsideLoser(v via, path realize.Path, local *Record, ch *Change) error {
 	if !local.IsReal() {
 		return nil
 	}
@@ -482,14 +516,16 @@ func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) err
 			continue
 		}
 		dir := filepath.Join(a.root, ConflictDir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return a.placeErr(path, realize.IO, err)
+		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+			if err := v.mkdir(ConflictDir); err != nil && !errors.Is(err, fs.ErrExist) {
+				return a.placeErr(path, realize.IO, err)
+			}
 		}
-		dst := filepath.Join(dir, local.Meta.Blob.String())
-		if _, err := os.Lstat(dst); err == nil {
+		dst := realize.Path(ConflictDir).Join(local.Meta.Blob.String())
+		if _, err := os.Lstat(a.abs(dst)); err == nil {
 			return nil // these bytes are kept already
 		}
-		if err := os.Rename(a.abs(path), dst); err != nil {
+		if err := v.rename(path, dst); err != nil {
 			if errors.Is(err, fs.ErrNotExist) && a.heldDeletion(path) {
 				return nil // deleted here, the deletion held: no bytes to keep
 			}

@@ -216,3 +216,32 @@ func TestScanNeverReadsThroughSymlinkedDirs(t *testing.T) {
 		t.Fatal("outside file changed")
 	}
 }
+
+// A transfer cut short keeps its temporary file for a resumed attempt;
+// once a newer version of the path is placed, it is of no use and goes.
+func TestPlaceDropsStaleTemporaryFiles(t *testing.T) {
+	f := newFixture(t)
+	f.scan()
+	v1, _ := remoteFile("version 1", 1_000_000_000, realize.VersionVector{remote: 1})
+	failing := func(_ context.Context, f *os.File, _ *real.Landed) error {
+		f.WriteString("ver")
+		return &realize.Error{Op: "fetch", Kind: realize.Unavailable}
+	}
+	if err := apply(t, f, "d/w.txt", realize.OpAdd, v1, failing); realize.KindOf(err) != realize.Unavailable {
+		t.Fatalf("a failed transfer: %v", err)
+	}
+	temps := func() []string {
+		ms, _ := filepath.Glob(filepath.Join(f.root, "d", real.TempPrefix+"*"))
+		return ms
+	}
+	if len(temps()) != 1 {
+		t.Fatalf("want the cut transfer's temporary file kept, got %v", temps())
+	}
+	v2, fill := remoteFile("version 2", 2_000_000_000, realize.VersionVector{remote: 2})
+	if err := apply(t, f, "d/w.txt", realize.OpAdd, v2, fill); err != nil {
+		t.Fatal(err)
+	}
+	if got := temps(); len(got) != 0 {
+		t.Fatalf("temporary files left after a newer version was placed: %v", got)
+	}
+}

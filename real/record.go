@@ -41,7 +41,7 @@ func (a *Arena) record(ctx context.Context, p *plan) error {
 		return err
 	}
 	p.sort()
-	if err := a.commit(a.structural(p)); err != nil {
+	if err := a.commitKept(a.structural(p), p.keptMoves()); err != nil {
 		return err
 	}
 	a.forgetRecordedUnreal(p)
@@ -128,23 +128,20 @@ func versionOf(r *Record) realize.VersionVector {
 }
 
 // commit appends the entries and stores the records in one transaction.
-func (a *Arena) commit(ps []pending) error {
+func (a *Arena) commit(ps []pending) error { return a.commitKept(ps, nil) }
+
+// commitKept is commit of a plan whose kept moves keep their whiteouts.
+func (a *Arena) commitKept(ps []pending, kept []move) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	return a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
-		return a.commitIn(tx, ix, ps)
-	})
+	return a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitIn(tx, ix, ps, kept) })
 }
 
 // commitIn does commit's work inside tx. Records without an entry (rename
 // sources) take their version from the entry before them, or keep their
 // own.
-func (a *Arena) commitIn(tx *bolt.Tx, ix *Index, ps []pending) error {
+func (a *Arena) commitIn(tx *bolt.Tx, ix *Index, ps []pending, kept []move) error {
 	entries := make([]*realize.Entry, 0, len(ps))
 	for _, p := range ps {
 		if p.entry != nil {
@@ -152,6 +149,9 @@ func (a *Arena) commitIn(tx *bolt.Tx, ix *Index, ps []pending) error {
 		}
 	}
 	if err := a.log.Append(tx, a.name, entries); err != nil {
+		return err
+	}
+	if err := a.observeMoves(tx, ix, entries, kept); err != nil {
 		return err
 	}
 	var last *realize.Entry
@@ -297,11 +297,7 @@ func (a *Arena) commitHashed(batch []hashResult) error {
 	// Workers finish in any order; the log should not depend on it.
 	sort.Slice(batch, func(i, j int) bool { return batch[i].job.path < batch[j].job.path })
 	now := a.clock.Now().UnixNano()
-	return a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
+	return a.update(func(tx *bolt.Tx, ix *Index) error {
 		ps := make([]pending, 0, len(batch))
 		for _, r := range batch {
 			if err := ix.PutBlob(r.hashed.Blob, r.hashed.Size, r.hashed.Blocks); err != nil {
@@ -335,6 +331,6 @@ func (a *Arena) commitHashed(batch []hashResult) error {
 				path: r.job.path, rec: rec, fix: setVersion})
 			a.status.unskip(string(r.job.path)) // readable again
 		}
-		return a.commitIn(tx, ix, ps)
+		return a.commitIn(tx, ix, ps, nil)
 	})
 }

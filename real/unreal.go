@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"github.com/realizefs/realize"
 	bolt "go.etcd.io/bbolt"
@@ -97,20 +98,59 @@ func (a *Arena) Unrealize(ctx context.Context, path realize.Path, allow func(*Re
 	if err := a.commit([]pending{{entry: e, path: path, rec: &next, fix: func(*realize.Entry, *Record) {}}}); err != nil {
 		return err
 	}
-	if lease.broken() {
+	busy := func() error {
 		// Opened while the record was committed: the bytes stay where the
 		// opener finds them, and the next scan records the file at the
 		// now unreal path as an edit (real again, nothing lost).
 		a.retryLater(path)
 		return &realize.Error{Op: "unpin", Kind: realize.Busy, Arena: a.name, Path: string(path), Err: errOpenElsewhere}
 	}
-	if err := adopt(abs, rec, blocks); err != nil {
+	if lease.broken() {
+		return busy()
+	}
+	held, err := a.unlinkThroughMount(a.via(), path)
+	if err != nil {
+		a.retryLater(path)
+		return a.placeErr(path, realize.IO, err)
+	}
+	if lease.broken() {
+		// The opener holds the inode the mount showed: put it back.
+		if err := os.Rename(held, abs); err != nil {
+			a.logger.Warn("unpin: file opened while unpinned not put back", "path", path, "err", err)
+		}
+		return busy()
+	}
+	if err := adopt(held, rec, blocks); err != nil {
 		a.logger.Warn("unpin: could not move the file into the cache; removing it", "path", path, "err", err)
-		if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(held); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return a.placeErr(path, realize.IO, err)
 		}
 	}
 	return nil
+}
+
+// unlinkThroughMount takes a file being unpinned out of an overlay
+// mount's sight: a second name beside it (a reserved one) keeps the inode
+// for the cache, and the file is removed through the mount, so that the
+// kernel forgets its dentry rather than go on reaching the bytes in the
+// cache — and writing there, out of the history. It returns the name that
+// now holds the bytes: path's own when no overlay is mounted.
+func (a *Arena) unlinkThroughMount(v via, path realize.Path) (string, error) {
+	abs := a.abs(path)
+	if v.mnt == "" {
+		return abs, nil
+	}
+	held := a.tempName(path)
+	if err := os.Link(abs, held); err != nil {
+		v.fellBack("link", path, err)
+		return abs, nil
+	}
+	if err := v.remove(path); err != nil {
+		os.Remove(held)
+		return "", err
+	}
+	a.removeWhiteout(path) // the lower layer shows the unreal file
+	return held, nil
 }
 
 // recordPath records any unrecorded local change of one file, under the
@@ -313,4 +353,55 @@ func (a *Arena) Abs(path realize.Path) (string, error) {
 // conflict versions) or ignored: not part of the share.
 func (a *Arena) IsReserved(path realize.Path, isDir bool) bool {
 	return a.ignored(path, isDir)
+}
+
+// RenameDir renames the directory from to to, on disk and in the index, as
+// one change: the real files below it are paired by inode as in any scan,
+// and the unreal files below it move with it (renames that stay unreal),
+// as when an overlay redirect moves a directory. A plain rename on disk
+// would leave the unreal files' records behind, and the next scan would
+// record them deleted.
+func (a *Arena) RenameDir(ctx context.Context, from, to realize.Path) error {
+	a.scanMu.Lock()
+	defer a.scanMu.Unlock()
+	fail := func(kind realize.ErrKind, err error) error {
+		return &realize.Error{Op: "rename", Kind: kind, Arena: a.name, Path: string(from), Err: err}
+	}
+	switch {
+	case from.IsRoot() || to.IsRoot() || to.HasPrefix(from):
+		return fail(realize.Invalid, errors.New("a directory cannot move into itself or to the arena root"))
+	case a.ignored(to, true):
+		return fail(realize.Invalid, errors.New("reserved or ignored destination"))
+	}
+	for _, p := range []realize.Path{from, to.Dir()} {
+		if err := a.noSymlinkAbove(p.Join("x")); err != nil {
+			return err
+		}
+	}
+	if info, err := os.Lstat(a.abs(from)); err != nil || !info.IsDir() {
+		return fail(realize.NotDir, errors.New("not a directory"))
+	}
+	if err := os.Rename(a.abs(from), a.abs(to)); err != nil {
+		kind := realize.IO
+		switch {
+		case errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+			kind = realize.NotEmpty
+		case errors.Is(err, syscall.ENOTDIR):
+			kind = realize.NotDir
+		}
+		return a.placeErr(to, kind, err)
+	}
+	p := &plan{}
+	p.overlay.redirects = append(p.overlay.redirects, redirect{from: from, to: to, moved: true})
+	for _, d := range []realize.Path{from.Dir(), to.Dir()} {
+		if err := a.diffDir(ctx, d, false, p); err != nil {
+			return err
+		}
+	}
+	// A destination that existed (an empty directory replaced) is known
+	// to the index: its parent's diff does not look inside it.
+	if err := a.diffDir(ctx, to, true, p); err != nil {
+		return err
+	}
+	return a.record(ctx, p)
 }

@@ -54,10 +54,13 @@ func overlayMountCmds(addr, dir, data string, arenas []config.Arena) ([][]string
 	if len(arenas) == 0 {
 		return nil, &realize.Error{Op: "mount", Kind: realize.Invalid, Err: errors.New("the config has no arena to mount")}
 	}
-	// The lower layer: read-only; positive lookups only are cached, so a
-	// file other peers add shows up at the next lookup.
+	// The lower layer: read-only; no lookup is cached (lookupcache=none):
+	// overlayfs takes a lower name it finds for good, and a name another
+	// peer removed a moment ago, still trusted from the NFS cache, would
+	// leave it a dentry answering "stale file handle" for as long as it
+	// is cached (docs/decisions/0014-kernel-caches.md).
 	nfsOpts := "ro,vers=3,proto=tcp,port=" + port + ",mountport=" + port +
-		",mountproto=tcp,nolock,soft,timeo=100,retrans=2,actimeo=1,lookupcache=positive"
+		",mountproto=tcp,nolock,soft,timeo=100,retrans=2,actimeo=1,lookupcache=none"
 	cmds := [][]string{{"mount", "-t", "nfs", "-o", nfsOpts, host + ":/.all", dir}}
 	var mkdirs, overlays [][]string
 	for _, a := range arenas {

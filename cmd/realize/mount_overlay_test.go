@@ -28,7 +28,7 @@ func TestOverlayMountCmds(t *testing.T) {
 	work := filepath.Join(data, "overlay-work", "home")
 	want := []string{
 		"mkdir -p " + work,
-		"mount -t nfs -o ro,vers=3,proto=tcp,port=2049,mountport=2049,mountproto=tcp,nolock,soft,timeo=100,retrans=2,actimeo=1,lookupcache=positive 127.0.0.1:/.all /mnt/r",
+		"mount -t nfs -o ro,vers=3,proto=tcp,port=2049,mountport=2049,mountproto=tcp,nolock,soft,timeo=100,retrans=2,actimeo=1,lookupcache=none 127.0.0.1:/.all /mnt/r",
 		"mount -t overlay -o lowerdir=/mnt/r/home,upperdir=" + home + ",workdir=" + work + ",redirect_dir=on,index=off,metacopy=off realize:home /mnt/r/home",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {

@@ -31,7 +31,8 @@ type Options struct {
 	// HistoryChanges is how many changes the history stage records before
 	// trimming; 0 = no history stage.
 	HistoryChanges int
-	Only           string // run only this stage (rescan, index, sync, nfs, history); "" = all
+	MountBytes     int64  // bytes of the real file read and written through realize mount in UML; 0 = no mount stage
+	Only           string // run only this stage (rescan, index, sync, nfs, history, mount); "" = all
 	Out            io.Writer
 }
 
@@ -51,7 +52,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	stages := []struct {
 		name string
 		run  func(context.Context, Options) ([]Row, error)
-	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}, {"history", benchHistory}}
+	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}, {"history", benchHistory}, {"mount", benchMount}}
 	var rows []Row
 	ran := false
 	for _, s := range stages {
@@ -66,7 +67,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		rows = append(rows, r...)
 	}
 	if !ran {
-		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs, history)", o.Only)
+		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs, history, mount)", o.Only)
 	}
 	Print(o.Out, rows)
 	return rows, nil

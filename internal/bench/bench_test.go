@@ -27,3 +27,27 @@ func TestRunSmall(t *testing.T) {
 		t.Errorf("table:\n%s", out.String())
 	}
 }
+
+// TestMountStageSmall runs the mount stage (a user-mode Linux guest) at a
+// tiny size; it skips where UML cannot run, as the stage does.
+func TestMountStageSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a user-mode Linux guest")
+	}
+	var out bytes.Buffer
+	rows, err := benchMount(t.Context(), Options{Dir: t.TempDir(), Runs: 1, MountBytes: 16 << 20, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 && strings.Contains(out.String(), "skipped") {
+		t.Skip(out.String())
+	}
+	if len(rows) != 6 {
+		t.Fatalf("rows = %+v", rows)
+	}
+	for _, r := range rows {
+		if r.Value <= 0 || !strings.Contains(r.Name, "16 MiB") {
+			t.Errorf("%s: %v %s", r.Name, r.Value, r.Unit)
+		}
+	}
+}

@@ -38,6 +38,7 @@ func startArenas(ctx context.Context, d *Daemon) (*arenas, error) {
 			Rescan: d.cfg.Scan.Rescan, Debounce: d.cfg.Scan.Debounce,
 			Exclude: []string{d.cfg.Data}, Logger: d.log, Clock: d.clock,
 			DeleteGuard: d.deleteGuard(ac.Name), Settle: deleteSettle,
+			Observer: &d.follow,
 		})
 		if err != nil {
 			d.log.Error("arena not started", "arena", string(ac.Name), "err", err)

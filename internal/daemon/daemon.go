@@ -69,6 +69,7 @@ type Daemon struct {
 	nfsAddr string        // where the NFS server listens; "" = not serving
 	nfsErr  string        // why it is not serving
 	nfsSrv  *nfs.Server   // nil when not serving
+	follow  nfsFollower   // the indexers' observer; see follow.go
 	xfers   *transfers    // work moving bytes, for status; see transfers.go
 	// The Prometheus endpoint's address ("" = not serving), or why it is
 	// not serving; see metrics.go.

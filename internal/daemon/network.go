@@ -308,11 +308,14 @@ func (n *network) applyLoop(arena realize.ArenaName, s *arenaSync) {
 		case <-s.kick:
 		case <-t.C:
 		}
-		if k, err := n.applyOnce(s); realize.KindOf(err) == realize.Unavailable {
-			log.Debug("history entries wait for bytes no connected peer has", "err", err)
-		} else if err != nil && n.ctx.Err() == nil {
+		k, err := n.applyOnce(s)
+		switch {
+		case err != nil && n.ctx.Err() == nil && realize.KindOf(err) == realize.Unavailable:
+			// Bytes no connected peer has: retried every applyRetry.
+			log.Debug("history waits for bytes", "err", err)
+		case err != nil && n.ctx.Err() == nil:
 			log.Warn("applying history failed", "err", err)
-		} else if k > 0 {
+		case k > 0:
 			log.Debug("applied history", "entries", k)
 		}
 	}

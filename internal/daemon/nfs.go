@@ -22,6 +22,7 @@ func startNFS(ctx context.Context, d *Daemon, stack *cleanup) (string, error) {
 		return "", err
 	}
 	d.nfsSrv = srv // for metrics: set before anything reads it
+	d.follow.srv.Store(srv)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {

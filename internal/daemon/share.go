@@ -112,31 +112,54 @@ func nodeOf(name realize.Path, info fs.FileInfo, target string) nfs.Node {
 	return nfs.Node{Name: name, Meta: m, Real: true}
 }
 
-// Stat implements nfs.Arena.
+// notOnDisk tells whether an error of a look at the real directory says
+// nothing is there: nothing at the path, or a file (an overlay whiteout:
+// a directory a person removed or renamed through the mount, not yet
+// recorded) where a directory above it should be.
+func notOnDisk(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// Stat implements nfs.Arena. What is on disk wins; where nothing is (or an
+// overlay whiteout, which the indexer records as a removal), the index
+// shows its unreal files, and its directories hidden by a removal the
+// indexer has not recorded yet.
 func (s *shareArena) Stat(ctx context.Context, path realize.Path) (nfs.Node, error) {
 	abs, err := s.abs("stat", path)
 	if err != nil {
 		return nfs.Node{}, err
 	}
 	info, err := os.Lstat(abs)
-	if err == nil {
+	hidden := err == nil && real.IsWhiteout(info)
+	if err == nil && !hidden {
 		target := ""
 		if info.Mode()&fs.ModeSymlink != 0 {
 			target, _ = os.Readlink(abs)
 		}
 		return nodeOf(path, info, target), nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if err != nil && !notOnDisk(err) {
 		return nfs.Node{}, s.osErr("stat", path, err)
 	}
+	hidden = hidden || err != nil && errors.Is(err, syscall.ENOTDIR)
 	rec, err := s.lookup(path)
 	if err != nil {
 		return nfs.Node{}, err
 	}
-	if !rec.IsUnreal() {
-		return nfs.Node{}, s.err("stat", path, realize.NotExist, fs.ErrNotExist)
+	if rec.IsUnreal() || hidden && rec != nil && !rec.Deleted && rec.Meta.Kind == realize.KindDir {
+		return nfs.Node{Name: path, Meta: rec.Meta}, nil
 	}
-	return nfs.Node{Name: path, Meta: rec.Meta}, nil
+	return nfs.Node{}, s.err("stat", path, realize.NotExist, fs.ErrNotExist)
+}
+
+// Hidden implements nfs.Hider: an overlay whiteout hides path.
+func (s *shareArena) Hidden(ctx context.Context, path realize.Path) bool {
+	abs, err := s.abs("stat", path)
+	if err != nil {
+		return false
+	}
+	info, err := os.Lstat(abs)
+	return err == nil && real.IsWhiteout(info)
 }
 
 // List implements nfs.Arena.
@@ -146,10 +169,11 @@ func (s *shareArena) List(ctx context.Context, dir realize.Path) ([]nfs.Node, er
 		return nil, err
 	}
 	ents, err := os.ReadDir(abs)
-	if err != nil {
+	gone := err != nil && notOnDisk(err) // hidden by a removal not recorded yet
+	if err != nil && !gone {
 		return nil, s.osErr("list", dir, err)
 	}
-	seen := map[string]bool{}
+	seen, hidden := map[string]bool{}, map[string]bool{}
 	var out []nfs.Node
 	for _, e := range ents {
 		p := dir.Join(e.Name())
@@ -159,6 +183,10 @@ func (s *shareArena) List(ctx context.Context, dir realize.Path) ([]nfs.Node, er
 		info, err := e.Info()
 		if err != nil {
 			continue // gone meanwhile
+		}
+		if real.IsWhiteout(info) {
+			hidden[e.Name()] = true
+			continue
 		}
 		target := ""
 		if info.Mode()&fs.ModeSymlink != 0 {
@@ -172,7 +200,8 @@ func (s *shareArena) List(ctx context.Context, dir realize.Path) ([]nfs.Node, er
 		return nil, err
 	}
 	for name, rec := range kids {
-		if !seen[name] && rec.IsUnreal() && !s.a.HeldDeletion(dir.Join(name)) {
+		hiddenDir := (gone || hidden[name]) && !rec.Deleted && rec.Meta.Kind == realize.KindDir
+		if !seen[name] && (rec.IsUnreal() || hiddenDir) && !s.a.HeldDeletion(dir.Join(name)) {
 			out = append(out, nfs.Node{Name: realize.Path(name), Meta: rec.Meta})
 		}
 	}
@@ -195,7 +224,8 @@ func (s *shareArena) Open(ctx context.Context, path realize.Path) (nfs.ReadFile,
 		}
 		return &realFile{File: f, size: info.Size()}, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	// A whiteout (a character device with no driver) opens with ENXIO.
+	if !notOnDisk(err) && !errors.Is(err, syscall.ENXIO) {
 		return nil, s.osErr("open", path, err)
 	}
 	rec, err := s.lookup(path)
@@ -356,11 +386,15 @@ func (s *shareArena) Rename(ctx context.Context, from, to realize.Path) error {
 		return s.osErr("rename", from, err)
 	}
 	if info.IsDir() {
-		// Moving the directory on disk would leave its unreal files'
-		// records behind, and the indexer would see them deleted.
-		if has, err := s.a.HasUnrealUnder(from); err != nil || has {
-			return s.err("rename", from, realize.Unsupported,
-				errors.New("the directory holds unreal files: pin it first (realize pin), then rename it"))
+		// Moving the directory on disk alone would leave its unreal
+		// files' records behind, and the indexer would see them deleted:
+		// the arena moves both at once.
+		has, err := s.a.HasUnrealUnder(from)
+		if err != nil {
+			return err
+		}
+		if has {
+			return s.a.RenameDir(ctx, from, to)
 		}
 	}
 	if err := os.Rename(src, dst); err != nil {

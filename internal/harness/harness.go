@@ -201,7 +201,7 @@ func (h *Household) Converge(ctx context.Context, maxRounds int) error {
 			}
 			applied, err := to.repl.ApplyPending(ctx)
 			if realize.KindOf(err) == realize.Unavailable {
-				err = nil // entries waiting for bytes: the next round tries again
+				err = nil // a log waiting for bytes: the next round tries again
 			}
 			if err != nil {
 				return fmt.Errorf("peer %d applying: %w", to.Index, err)

@@ -221,3 +221,29 @@ func TestRegressionIgnoredPathWedges(t *testing.T) {
 		t.Errorf("a never receives b's later change: %v", e)
 	}
 }
+
+// An entry whose bytes no reachable peer has, and that nothing newer
+// supersedes, waits: its log stops there. It was skipped instead (the
+// stop was an errors.Join of two nil errors, which is nil), the cursor
+// moved past it, and the file never came, even once its bytes were back.
+func TestRegressionUnavailableEntryWaits(t *testing.T) {
+	h := New(t, 2)
+	a, b := h.Peers[0], h.Peers[1]
+	write(t, a, "x.txt", "needs its bytes")
+	write(t, a, "y.txt", "after x")
+	if err := h.Scan(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.repl.Pull(t.Context(), consensus.LocalSource{DB: a.DB, Log: a.Log, Arena: a.Arena}); err != nil {
+		t.Fatal(err)
+	}
+	h.Partition([]int{0}, []int{1}) // B has the entries, no peer has the bytes
+	if _, err := b.repl.ApplyPending(t.Context()); realize.KindOf(err) != realize.Unavailable {
+		t.Fatalf("applying without the bytes: want an Unavailable error (the log waits), got %v", err)
+	}
+	h.Heal()
+	converge(t, h)
+	if got, err := os.ReadFile(filepath.Join(b.Root, "x.txt")); err != nil || string(got) != "needs its bytes" {
+		t.Fatalf("x.txt on B once its bytes are reachable: %q %v", got, err)
+	}
+}

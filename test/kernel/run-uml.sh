@@ -13,6 +13,9 @@
 #   --timeout SECS  limit for the whole boot-test-poweroff (KTEST_TIMEOUT; 120)
 #   --env KEY=VAL   a variable for the guest script (repeatable)
 #   --keep          keep the work directory even after a PASS
+#   --disk MIB      give the guest an ext4 disk of MIB MiB as /dev/ubdb (a
+#                   sparse file in the work directory; needs mkfs.ext4 here,
+#                   else the guest has none and says so with KT_DISK=none)
 # Also: KTEST_UML (the UML binary), KTEST_MEM (guest memory, 256M),
 # KTEST_SLIRP (the slirp binary).
 #
@@ -35,6 +38,7 @@ TIMEOUT=${KTEST_TIMEOUT:-120}
 MEM=${KTEST_MEM:-256M}
 KEEP=0
 CHECK=0
+DISK=
 ENVS=()
 
 say() { echo "run-uml: $*" >&2; }
@@ -47,6 +51,7 @@ while [ $# -gt 0 ]; do
 	--timeout) TIMEOUT=${2:?}; shift 2 ;;
 	--env) case "${2:-}" in [A-Za-z_]*=*) ENVS+=("$2") ;; *) usage ;; esac; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--disk) DISK=${2:?}; shift 2 ;;
 	--check) CHECK=1; shift ;;
 	-h|--help) usage ;;
 	--) shift; break ;;
@@ -56,6 +61,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$CHECK" = 1 ] || [ $# = 1 ] || usage
 case "$TIMEOUT" in ''|*[!0-9]*) say "--timeout wants whole seconds, got '$TIMEOUT'"; exit 2 ;; esac
+case "$DISK" in *[!0-9]*) say "--disk wants MiB, got '$DISK'"; exit 2 ;; esac
 
 # ---- what this machine needs -------------------------------------------------
 
@@ -177,9 +183,23 @@ cp "$HERE/guest/lib.sh" "$ROOT/lib/ktest.sh"
 cp "$SCRIPT" "$ROOT/job/test.sh"
 chmod 755 "$ROOT/init"
 
+# A disk for the guest: ext4, made here (the guest's busybox has no mkfs).
+UBD=()
+KT_DISK=none
+if [ -n "$DISK" ]; then
+	if command -v mkfs.ext4 >/dev/null 2>&1 &&
+		truncate -s "${DISK}M" "$WORK/disk.img" && mkfs.ext4 -q -F "$WORK/disk.img" >/dev/null 2>&1; then
+		UBD=("ubd1=$WORK/disk.img")
+		KT_DISK=/dev/ubdb
+	else
+		say "no disk for the guest (mkfs.ext4 missing or failed)"
+	fi
+fi
+
 # The guest's environment, as a file its shell sources: single-quoted values.
 {
 	echo "KT_TIMEOUT='$TIMEOUT'"
+	echo "KT_DISK='$KT_DISK'"
 	echo "KT_SCRIPT='$(basename "$SCRIPT" | sed "s/'/'\\\\''/g")'"
 	for kv in "${ENVS[@]}"; do
 		printf "%s='%s'\n" "${kv%%=*}" "$(printf %s "${kv#*=}" | sed "s/'/'\\\\''/g")"
@@ -212,7 +232,7 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM HUP
 
 TMPDIR=$(shmdir) LD_PRELOAD=$PRELOAD "$UML" mem="$MEM" root=/dev/root rootfstype=hostfs rootflags="$ROOT" rw \
-	init=/init quiet con=null con0=null,fd:1 "eth0=slirp,,$SLIRP" uml_dir="$WORK/uml" \
+	init=/init quiet con=null con0=null,fd:1 "eth0=slirp,,$SLIRP" uml_dir="$WORK/uml" "${UBD[@]}" \
 	ktest.timeout="$TIMEOUT" >"$CONSOLE" 2>&1 </dev/null &
 UML_PID=$!
 say "UML pid $UML_PID, limit ${TIMEOUT}s, console $CONSOLE"
@@ -233,6 +253,7 @@ done
 uml_rc=$?
 UML_PID=
 wall=$(( ($(date +%s%N) - start) / 1000000 ))
+rm -f "$WORK/disk.img" # scratch, and large
 
 # ---- the verdict -------------------------------------------------------------
 

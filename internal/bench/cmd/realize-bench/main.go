@@ -26,7 +26,8 @@ func main() {
 	flag.IntVar(&o.SyncEdits, "sync-edits", 20, "propagation-latency samples per run")
 	flag.Int64Var(&o.NFSBytes, "nfs-bytes", 1<<30, "size of the unreal file read through NFS; 0 skips the nfs stage")
 	flag.IntVar(&o.HistoryChanges, "history-changes", 100000, "changes recorded before trimming in the history stage; 0 skips it")
-	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync, nfs or history")
+	flag.Int64Var(&o.MountBytes, "mount-bytes", 256<<20, "size of the real file read and written through realize mount in user-mode Linux; 0 skips the mount stage")
+	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync, nfs, history or mount")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
