@@ -70,6 +70,54 @@ func (ap *Applier) ApplyVersions(ctx context.Context, path realize.Path, version
 	return ap.place(ctx, path, versions)
 }
 
+// ApplyRecords applies a run of plain entries (add or replace, at
+// distinct paths: see nextBatch) at once where their outcome moves no
+// bytes — a file listed unreal, a path already as decided — in one
+// transaction (real.Arena.PlaceRecords). It returns the indexes of the
+// entries left for Apply.
+func (ap *Applier) ApplyRecords(ctx context.Context, es []*realize.Entry) ([]int, error) {
+	paths := make([]realize.Path, len(es))
+	incoming := make([][]realize.Alternative, len(es))
+	for i, e := range es {
+		if e.Op != realize.OpAdd && e.Op != realize.OpReplace || len(e.Losers) > 0 {
+			return allIndexes(len(es)), nil // not a plain run: Apply takes each
+		}
+		paths[i], incoming[i] = e.Path, Incoming(e)
+	}
+	return ap.placeRecords(ctx, paths, incoming)
+}
+
+// ApplyVersionsRecords is ApplyRecords for distinct paths each with one
+// version known from elsewhere (a snapshot). It returns the indexes of the
+// paths left for ApplyVersions (all of those with several versions: their
+// conflicts are recorded first).
+func (ap *Applier) ApplyVersionsRecords(ctx context.Context, paths []realize.Path, versions [][]realize.Alternative) ([]int, error) {
+	for _, v := range versions {
+		if len(v) != 1 {
+			return allIndexes(len(paths)), nil
+		}
+	}
+	return ap.placeRecords(ctx, paths, versions)
+}
+
+func (ap *Applier) placeRecords(ctx context.Context, paths []realize.Path, incoming [][]realize.Alternative) ([]int, error) {
+	return ap.Arena.PlaceRecords(ctx, paths, func(i int, local []realize.Alternative) (*real.Change, error) {
+		ch := ap.change(local, incoming[i])
+		if ch != nil && ch.Fill != nil && !ap.keepReal(paths[i], ch.Result.Meta.Blob) {
+			ch.Fill, ch.Unreal = nil, true
+		}
+		return ch, nil
+	})
+}
+
+func allIndexes(n int) []int {
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	return all
+}
+
 // Incoming returns the versions of e.Path an entry carries: its own and,
 // for a conflict, the rest of the frontier it recorded.
 func Incoming(e *realize.Entry) []realize.Alternative {

@@ -117,11 +117,12 @@ func (r *Replicator) pullLog(ctx context.Context, src LogSource, h history.LogHe
 func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.PeerID) (*history.Page, error) {
 	r.CatchUps.Add(1)
 	unavailable := 0
-	err := src.Snapshot(ctx, r.Arena, func(p realize.Path, frontier []realize.Alternative) error {
-		if _, err := realize.ParsePath(string(p)); err != nil || p.IsRoot() {
-			return &realize.Error{Op: "catch up", Kind: realize.Corrupt, Arena: r.Arena, Path: string(p), Err: err}
-		}
-		err := r.Applier.ApplyVersions(ctx, p, frontier)
+	// Paths are applied a batch at a time: what only needs recording (a
+	// new unpinned peer lists every file unreal) in one transaction.
+	var paths []realize.Path
+	var versions [][]realize.Alternative
+	one := func(i int) error {
+		err := r.Applier.ApplyVersions(ctx, paths[i], versions[i])
 		switch {
 		case err == nil:
 		case realize.KindOf(err) == realize.Unavailable:
@@ -132,7 +133,48 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 			r.Skipped.Add(1) // a path this peer cannot take (ignored here, ...)
 		}
 		return nil
+	}
+	flush := func() error {
+		// Directories, removals and conflicts one by one, in order (a
+		// directory is made before the files in it); then the files.
+		var files []int
+		for i, v := range versions {
+			if len(v) == 1 && v[0].Meta.Kind == realize.KindFile {
+				files = append(files, i)
+			} else if err := one(i); err != nil {
+				return err
+			}
+		}
+		fp := make([]realize.Path, len(files))
+		fv := make([][]realize.Alternative, len(files))
+		for j, i := range files {
+			fp[j], fv[j] = paths[i], versions[i]
+		}
+		rest, err := r.Applier.ApplyVersionsRecords(ctx, fp, fv)
+		if err != nil {
+			return err
+		}
+		for _, j := range rest {
+			if err := one(files[j]); err != nil {
+				return err
+			}
+		}
+		paths, versions = paths[:0], versions[:0]
+		return nil
+	}
+	err := src.Snapshot(ctx, r.Arena, func(p realize.Path, frontier []realize.Alternative) error {
+		if _, err := realize.ParsePath(string(p)); err != nil || p.IsRoot() {
+			return &realize.Error{Op: "catch up", Kind: realize.Corrupt, Arena: r.Arena, Path: string(p), Err: err}
+		}
+		paths, versions = append(paths, p), append(versions, frontier)
+		if len(paths) < maxBatch {
+			return nil
+		}
+		return flush()
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +272,11 @@ func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, 
 // maxParallel bounds the file entries applied at once.
 const maxParallel = 8
 
+// maxBatch bounds the entries of a batch (nextBatch): what only needs
+// recording is committed in one transaction per batch, so it is as long as
+// a page of history between checkpoints.
+const maxBatch = history.CheckpointEvery
+
 // nextBatch returns the entries to apply together: a run of file contents
 // arriving (add, replace) at distinct paths, which commute, or else the
 // single next entry. Removals, directory changes, renames, symlinks and
@@ -241,7 +288,7 @@ func nextBatch(entries []*realize.Entry) []*realize.Entry {
 	n := 0
 	for _, e := range entries {
 		plain := e.Op == realize.OpAdd || e.Op == realize.OpReplace
-		if !plain || seen[e.Path] || n == 4*maxParallel {
+		if !plain || seen[e.Path] || n == maxBatch {
 			break
 		}
 		seen[e.Path] = true
@@ -254,10 +301,18 @@ func nextBatch(entries []*realize.Entry) []*realize.Entry {
 // sorts out their errors: the earliest error worth retrying stops the log
 // there (later ones are applied again next time: harmless).
 func (r *Replicator) applyBatch(ctx context.Context, author realize.PeerID, batch []*realize.Entry) error {
+	// What only needs recording is recorded together; the rest (bytes to
+	// fetch, anything to change on disk) entry by entry, concurrently.
+	rest, err := r.Applier.ApplyRecords(ctx, batch)
+	if err != nil {
+		return errors.Join(fmt.Errorf("apply entries %d-%d of %s: %w", batch[0].Seq, batch[len(batch)-1].Seq, author.Short(), err),
+			r.setApplied(author, batch[0].Seq-1))
+	}
 	errs := make([]error, len(batch))
 	sem := make(chan struct{}, maxParallel)
 	var wg sync.WaitGroup
-	for i, e := range batch {
+	for _, i := range rest {
+		e := batch[i]
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

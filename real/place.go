@@ -129,6 +129,11 @@ type filled struct {
 func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Decider) (*Record, *Change, error) {
 	a.scanMu.Lock()
 	defer a.scanMu.Unlock()
+	return a.decideIn(ctx, path, decide)
+}
+
+// decideIn is decideLocked with the lock held by the caller.
+func (a *Arena) decideIn(ctx context.Context, path realize.Path, decide Decider) (*Record, *Change, error) {
 	if err := a.noSymlinkAbove(path); err != nil {
 		return nil, nil, err
 	}
@@ -518,17 +523,25 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 		if err != nil {
 			return err
 		}
+		return a.commitPlacedIn(tx, ix, []placedRecord{{path: path, ch: ch, st: st, h: h}})
+	})
+}
+
+// commitPlacedIn records placed changes inside tx: their history entries
+// appended in one go, then their records.
+func (a *Arena) commitPlacedIn(tx *bolt.Tx, ix *Index, ps []placedRecord) error {
+	entries := make([]*realize.Entry, len(ps))
+	for i, p := range ps {
+		ch := p.ch
 		if ch.Result.Meta.Kind == realize.KindFile && !ch.Keep && !ch.Unreal {
 			// The block map is a function of the bytes: computed here
 			// while verifying, it is the same every peer computed.
-			if err := ix.PutBlob(h.Blob, h.Size, h.Blocks); err != nil {
+			if err := ix.PutBlob(p.h.Blob, p.h.Size, p.h.Blocks); err != nil {
 				return err
 			}
 		}
 		unreal := ch.Unreal && ch.Result.Meta.Kind == realize.KindFile
-		rec := &Record{Meta: ch.Result.Meta, Stat: st, Version: ch.Result.Version, Origin: ch.Result.Origin,
-			Deleted: ch.Result.Meta.Kind == realize.KindNone, Own: ch.Own, Others: ch.Others, Unreal: unreal}
-		e := &realize.Entry{Op: ch.Op, Path: path, Meta: ch.Result.Meta, Version: ch.Result.Version,
+		e := &realize.Entry{Op: ch.Op, Path: p.path, Meta: ch.Result.Meta, Version: ch.Result.Version,
 			Origin: ch.Result.Origin, Unreal: unreal}
 		if len(ch.Others) > 0 && ch.Op != realize.OpRealize && ch.Op != realize.OpUnrealize {
 			e.Op, e.Own, e.Losers = realize.OpConflict, ch.Own, ch.Others
@@ -536,17 +549,24 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 		if e.Origin.IsZero() {
 			e.Origin = a.self // never let Append re-stamp a decided version
 		}
-		if err := a.log.Append(tx, a.name, []*realize.Entry{e}); err != nil {
+		entries[i] = e
+	}
+	if err := a.log.Append(tx, a.name, entries); err != nil {
+		return err
+	}
+	for _, p := range ps {
+		ch := p.ch
+		rec := &Record{Meta: ch.Result.Meta, Stat: p.st, Version: ch.Result.Version, Origin: ch.Result.Origin,
+			Deleted: ch.Result.Meta.Kind == realize.KindNone, Own: ch.Own, Others: ch.Others,
+			Unreal: ch.Unreal && ch.Result.Meta.Kind == realize.KindFile}
+		if err := ix.Put(p.path, rec); err != nil {
 			return err
 		}
-		if err := ix.Put(path, rec); err != nil {
+		if err := ix.PutConflicts(p.path, ch.Losers); err != nil {
 			return err
 		}
-		if err := ix.PutConflicts(path, ch.Losers); err != nil {
-			return err
-		}
-		return ix.Flush()
-	})
+	}
+	return ix.Flush()
 }
 
 func (a *Arena) placeErr(path realize.Path, kind realize.ErrKind, err error) error {

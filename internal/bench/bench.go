@@ -28,7 +28,9 @@ type Options struct {
 	SyncFiles   int    // small files in the synced tree
 	SyncEdits   int    // latency samples per run
 	NFSBytes    int64  // size of the unreal file read through NFS; 0 = no nfs stage
-	Only        string // run only this stage (rescan, index, sync, nfs); "" = all
+	ScaleFiles  int    // files in the scale tree
+	Scale       bool   // include the scale stage in a run of all stages
+	Only        string // run only this stage (rescan, index, sync, nfs, scale); "" = all
 	Out         io.Writer
 }
 
@@ -48,11 +50,11 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	stages := []struct {
 		name string
 		run  func(context.Context, Options) ([]Row, error)
-	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}}
+	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}, {"scale", benchScale}}
 	var rows []Row
 	ran := false
 	for _, s := range stages {
-		if o.Only != "" && o.Only != s.name {
+		if o.Only != "" && o.Only != s.name || o.Only == "" && s.name == "scale" && !o.Scale {
 			continue
 		}
 		ran = true
@@ -63,7 +65,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		rows = append(rows, r...)
 	}
 	if !ran {
-		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs)", o.Only)
+		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs, scale)", o.Only)
 	}
 	Print(o.Out, rows)
 	return rows, nil

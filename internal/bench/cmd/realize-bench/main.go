@@ -25,7 +25,9 @@ func main() {
 	flag.IntVar(&o.SyncFiles, "sync-files", 10000, "small files in the synced tree")
 	flag.IntVar(&o.SyncEdits, "sync-edits", 20, "propagation-latency samples per run")
 	flag.Int64Var(&o.NFSBytes, "nfs-bytes", 1<<30, "size of the unreal file read through NFS; 0 skips the nfs stage")
-	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync or nfs")
+	flag.IntVar(&o.ScaleFiles, "scale-files", 1_000_000, "files in the scale tree (kept under -dir and reused)")
+	flag.BoolVar(&o.Scale, "scale", false, "include the scale stage (slow: it generates and indexes -scale-files files)")
+	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync, nfs or scale")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
