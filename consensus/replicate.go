@@ -239,34 +239,51 @@ func retryLater(err error) bool {
 }
 
 func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, error) {
+	n := 0
+	for {
+		entries, err := r.pendingEntries(author)
+		if err != nil || len(entries) == 0 {
+			return n, err
+		}
+		done := 0
+		for done < len(entries) {
+			batch := nextBatch(entries[done:])
+			if err := r.applyBatch(ctx, author, batch); err != nil {
+				return n + done, err
+			}
+			done += len(batch)
+			// The cursor is committed every so often, not per entry:
+			// applying an entry again after a crash is harmless (it is
+			// then equal or older).
+			if done%appliedEvery < len(batch) || done == len(entries) {
+				if err := r.setApplied(author, entries[done-1].Seq); err != nil {
+					return n + done, err
+				}
+			}
+		}
+		n += done
+	}
+}
+
+// pendingRead bounds the entries read into memory at once: a new peer
+// may have a million to apply.
+const pendingRead = 16 * maxBatch
+
+// pendingEntries reads the next entries of author's log not applied yet,
+// at most pendingRead of them.
+func (r *Replicator) pendingEntries(author realize.PeerID) ([]*realize.Entry, error) {
 	var entries []*realize.Entry
 	err := r.DB.View(func(tx *bolt.Tx) error {
 		from := r.Log.Applied(tx, r.Arena, author) + 1
 		return r.Log.Scan(tx, r.Arena, author, from, func(e *realize.Entry, _ realize.Hash) error {
 			entries = append(entries, e)
+			if len(entries) == pendingRead {
+				return history.ErrStop
+			}
 			return nil
 		})
 	})
-	if err != nil {
-		return 0, err
-	}
-	done := 0
-	for done < len(entries) {
-		batch := nextBatch(entries[done:])
-		if err := r.applyBatch(ctx, author, batch); err != nil {
-			return done, err
-		}
-		done += len(batch)
-		// The cursor is committed every so often, not per entry: applying
-		// an entry again after a crash is harmless (it is then equal or
-		// older).
-		if done%appliedEvery < len(batch) || done == len(entries) {
-			if err := r.setApplied(author, entries[done-1].Seq); err != nil {
-				return done, err
-			}
-		}
-	}
-	return len(entries), nil
+	return entries, err
 }
 
 // maxParallel bounds the file entries applied at once.

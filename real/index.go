@@ -9,6 +9,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/internal/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -162,6 +163,10 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 		if ix.files, err = ix.ab.CreateBucketIfNotExists(bucketFiles); err != nil {
 			return nil, err
 		}
+		// A scan records paths in key order (depth first, sorted), so
+		// the index grows at its end like a log; later changes mostly
+		// rewrite records in place.
+		ix.files.FillPercent = store.AppendFill
 		for _, name := range [][]byte{bucketConfl, bucketWhere} {
 			if _, err = ix.ab.CreateBucketIfNotExists(name); err != nil {
 				return nil, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/realizefs/realize/history"
@@ -58,6 +59,7 @@ func scaleTree(dir string, l scaleLayout) (string, error) {
 	if err := genScaleTree(root, l); err != nil {
 		return "", err
 	}
+	syscall.Sync() // no writeback of the new tree during the measurements
 	return root, os.WriteFile(done, nil, 0o644)
 }
 
