@@ -252,8 +252,13 @@ func (ix *Index) Children(dir realize.Path) ([]Child, error) {
 			return nil, err
 		}
 		out = append(out, Child{Name: string(rest), Rec: r})
-		// Skip this child's subtree: its keys are k+0x00+...; k+0x01 follows them.
-		k, v = c.Seek(append(append([]byte{}, k...), 1))
+		// Skip this child's subtree: its keys are k+0x00+...; k+0x01
+		// follows them. A file has none: the next key is its next
+		// sibling, and stepping there is much cheaper than a seek.
+		child := k
+		if k, v = c.Next(); k != nil && len(k) > len(child) && k[len(child)] == 0 && bytes.HasPrefix(k, child) {
+			k, v = c.Seek(append(append([]byte{}, child...), 1))
+		}
 	}
 	return out, nil
 }
