@@ -27,23 +27,3 @@ func BenchmarkReadDirPlus10k(b *testing.B) {
 		}
 	}
 }
-
-func BenchmarkGetattrTmp(b *testing.B) {
-	tree := newFakeTree("docs")
-	a := tree.arena("docs")
-	a.putFile("x", nil, false)
-	r := serve(b, tree, openDB(b))
-	tg, err := mount(b, r.addr, "/")
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, fh, err := tg.Lookup("/docs/x")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := tg.GetAttr(fh); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
