@@ -104,6 +104,7 @@ type scaleRun struct {
 	dbA, dbB       int64   // database file sizes, bytes
 	start          float64 // seconds for the daemon to start on the indexed tree and rescan it
 	catchUp        float64 // seconds until a new unpinned peer lists every file
+	snapshot       float64 // seconds for the same by snapshot, in process
 	readdirUnreal  float64 // seconds for READDIRPLUS of the wide directory, unreal files (median)
 	readdirReal    float64 // the same on the peer holding the files
 	rssA, rssB     int64   // anonymous resident memory of each daemon at the end, bytes
@@ -152,6 +153,9 @@ func scaleOnce(ctx context.Context, o Options, bin, dir, root string, l scaleLay
 		return err
 	}
 	if r.dbA, err = fileSize(filepath.Join(a.base, "data", store.FileName)); err != nil {
+		return err
+	}
+	if err := scaleSnapshot(ctx, o, a, r); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -343,6 +347,7 @@ func scaleRows(l scaleLayout, r scaleRun) []Row {
 		{Name: "scale: daemon start on " + k + " indexed files (open, check, rescan)", Value: r.start, Unit: "s"},
 		{Name: "scale: catch-up of a new unpinned peer to " + k + " listed", Value: r.catchUp, Unit: "s"},
 		{Name: "scale: catch-up rate", Value: files / r.catchUp, Unit: "files/s"},
+		{Name: "scale: catch-up by snapshot to " + k + " listed (in process)", Value: r.snapshot, Unit: "s"},
 		{Name: "scale: new peer's database (" + k + " unreal)", Value: float64(r.dbB) / 1e6, Unit: "MB"},
 		{Name: fmt.Sprintf("scale: nfs READDIRPLUS of %d unreal entries", r.entries), Value: r.readdirUnreal * 1000, Unit: "ms"},
 		{Name: fmt.Sprintf("scale: nfs READDIRPLUS of %d real entries", r.entries), Value: r.readdirReal * 1000, Unit: "ms"},
