@@ -130,6 +130,7 @@ func benchScale(ctx context.Context, o Options) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer os.RemoveAll(dir) // two databases and a peer's home: gigabytes at 1M
 	var r scaleRun
 	if err := scaleOnce(ctx, o, bin, dir, root, l, &r); err != nil {
 		return nil, err
