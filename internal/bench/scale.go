@@ -99,16 +99,16 @@ func genScaleTree(root string, l scaleLayout) error {
 
 // scaleRun is what one pass of the scale stage measured.
 type scaleRun struct {
-	index, rescan  float64 // seconds: first index (watching), no-change rescan (median)
-	heapPerFile    float64 // bytes of live Go heap per file, watching
-	dbA, dbB       int64   // database file sizes, bytes
-	start          float64 // seconds for the daemon to start on the indexed tree and rescan it
-	catchUp        float64 // seconds until a new unpinned peer lists every file
-	snapshot       float64 // seconds for the same by snapshot, in process
-	readdirUnreal  float64 // seconds for READDIRPLUS of the wide directory, unreal files (median)
-	readdirReal    float64 // the same on the peer holding the files
-	rssA, rssB     int64   // anonymous resident memory of each daemon at the end, bytes
-	entries        int     // in the wide directory
+	index, rescan float64 // seconds: first index (watching), no-change rescan (median)
+	heapPerFile   float64 // bytes of live Go heap per file, watching
+	dbA, dbB      int64   // database file sizes, bytes
+	start         float64 // seconds for the daemon to start on the indexed tree and rescan it
+	catchUp       float64 // seconds until a new unpinned peer lists every file
+	snapshot      float64 // seconds for the same by snapshot, in process
+	readdirUnreal float64 // seconds for READDIRPLUS of the wide directory, unreal files (median)
+	readdirReal   float64 // the same on the peer holding the files
+	rssA, rssB    int64   // anonymous resident memory of each daemon at the end, bytes
+	entries       int     // in the wide directory
 }
 
 // benchScale runs the scale stage once (the tree is too big to index
