@@ -40,10 +40,6 @@ func newScaleLayout(files int) scaleLayout {
 	return scaleLayout{files: files, wide: min(10000, files/10)}
 }
 
-func (l scaleLayout) dirs() int {
-	return (l.files - l.wide + scaleDirFiles - 1) / scaleDirFiles
-}
-
 // scaleTree returns the root of the tree for l under dir, writing it
 // unless a complete one is there: the marker beside the root is written
 // last, so an interrupted generation is started over.
