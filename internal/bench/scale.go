@@ -100,6 +100,7 @@ type scaleRun struct {
 	dbA, dbB      int64   // database file sizes, bytes
 	start         float64 // seconds for the daemon to start on the indexed tree and rescan it
 	catchUp       float64 // seconds until a new unpinned peer lists every file
+	cpuA, cpuB    float64 // CPU seconds each daemon spent meanwhile
 	snapshot      float64 // seconds for the same by snapshot, in process
 	readdirUnreal float64 // seconds for READDIRPLUS of the wide directory, unreal files (median)
 	readdirReal   float64 // the same on the peer holding the files
@@ -253,7 +254,7 @@ func scaleCatchUp(ctx context.Context, a, b *daemonPeer, files int64, r *scaleRu
 			return err
 		}
 	}
-	start := time.Now()
+	start, cpuA := time.Now(), cpuSeconds(a)
 	if err := b.start(); err != nil {
 		return err
 	}
@@ -271,7 +272,32 @@ func scaleCatchUp(ctx context.Context, a, b *daemonPeer, files int64, r *scaleRu
 		return fmt.Errorf("%w (%d listed)", err, last)
 	}
 	r.catchUp = time.Since(start).Seconds()
+	r.cpuA, r.cpuB = cpuSeconds(a)-cpuA, cpuSeconds(b)
 	return nil
+}
+
+// cpuSeconds returns the CPU time (user and system) the daemon has used,
+// or 0 where /proc does not tell. Under a loaded machine it is steadier
+// than wall time.
+func cpuSeconds(p *daemonPeer) float64 {
+	if p.cmd == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: state is
+	// the first, utime the 12th, stime the 13th (in clock ticks, 100/s).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	var ut, st float64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return (ut + st) / 100
 }
 
 // timeReaddir lists the wide directory through the NFS server at addr,
@@ -344,6 +370,8 @@ func scaleRows(l scaleLayout, r scaleRun) []Row {
 		{Name: "scale: daemon start on " + k + " indexed files (open, check, rescan)", Value: r.start, Unit: "s"},
 		{Name: "scale: catch-up of a new unpinned peer to " + k + " listed", Value: r.catchUp, Unit: "s"},
 		{Name: "scale: catch-up rate", Value: files / r.catchUp, Unit: "files/s"},
+		{Name: "scale: catch-up CPU, holder", Value: r.cpuA, Unit: "s"},
+		{Name: "scale: catch-up CPU, new peer", Value: r.cpuB, Unit: "s"},
 		{Name: "scale: catch-up by snapshot to " + k + " listed (in process)", Value: r.snapshot, Unit: "s"},
 		{Name: "scale: new peer's database (" + k + " unreal)", Value: float64(r.dbB) / 1e6, Unit: "MB"},
 		{Name: fmt.Sprintf("scale: nfs READDIRPLUS of %d unreal entries", r.entries), Value: r.readdirUnreal * 1000, Unit: "ms"},
