@@ -101,13 +101,59 @@ func (ap *Applier) ApplyVersionsRecords(ctx context.Context, paths []realize.Pat
 }
 
 func (ap *Applier) placeRecords(ctx context.Context, paths []realize.Path, incoming [][]realize.Alternative) ([]int, error) {
-	return ap.Arena.PlaceRecords(ctx, paths, func(i int, local []realize.Alternative) (*real.Change, error) {
+	// Versions this peer has already, or has something newer than, change
+	// nothing whatever is on disk: they are dropped before the arena's
+	// lock and the disk are touched. Every entry a peer's log brings back
+	// of what this peer sent it is such a version.
+	local, err := ap.Arena.LookupMany(paths)
+	if err != nil {
+		return nil, err
+	}
+	var idx []int
+	for i := range paths {
+		if !known(local[i], incoming[i]) {
+			idx = append(idx, i)
+		}
+	}
+	sub := make([]realize.Path, len(idx))
+	for j, i := range idx {
+		sub[j] = paths[i]
+	}
+	rest, err := ap.Arena.PlaceRecords(ctx, sub, func(j int, local []realize.Alternative) (*real.Change, error) {
+		i := idx[j]
 		ch := ap.change(local, incoming[i])
 		if ch != nil && ch.Fill != nil && !ap.keepReal(paths[i], ch.Result.Meta.Blob) {
 			ch.Fill, ch.Unreal = nil, true
 		}
 		return ch, nil
 	})
+	for k, j := range rest {
+		rest[k] = idx[j]
+	}
+	return rest, err
+}
+
+// known tells whether each incoming version equals or precedes a version
+// of rec's frontier: Decide would then change nothing, and recording a
+// local change first would only make the local side newer still.
+func known(rec *real.Record, incoming []realize.Alternative) bool {
+	if rec == nil || len(incoming) == 0 {
+		return false
+	}
+	front := rec.Frontier()
+	for _, in := range incoming {
+		covered := false
+		for _, l := range front {
+			if c := in.Version.Compare(l.Version); c == realize.Before || c == realize.Equal {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
 }
 
 func allIndexes(n int) []int {
