@@ -267,7 +267,7 @@ func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, 
 
 // pendingRead bounds the entries read into memory at once: a new peer
 // may have a million to apply.
-const pendingRead = 16 * maxBatch
+const pendingRead = 4 * maxBatch
 
 // pendingEntries reads the next entries of author's log not applied yet,
 // at most pendingRead of them.
@@ -290,9 +290,9 @@ func (r *Replicator) pendingEntries(author realize.PeerID) ([]*realize.Entry, er
 const maxParallel = 8
 
 // maxBatch bounds the entries of a batch (nextBatch): what only needs
-// recording is committed in one transaction per batch, so it is as long as
-// a page of history between checkpoints.
-const maxBatch = history.CheckpointEvery
+// recording is committed in one transaction (one fsync) per batch, so it
+// is as long as a page of history.
+const maxBatch = history.MaxPageEntries
 
 // nextBatch returns the entries to apply together: a run of file contents
 // arriving (add, replace) at distinct paths, which commute, or else the
@@ -362,7 +362,9 @@ func (r *Replicator) applyBatch(ctx context.Context, author realize.PeerID, batc
 	return nil
 }
 
-const appliedEvery = 64
+// appliedEvery is how many entries may be applied again after a crash;
+// the cursor's commit costs an fsync.
+const appliedEvery = 1024
 
 func (r *Replicator) setApplied(author realize.PeerID, seq uint64) error {
 	return r.DB.Update(func(tx *bolt.Tx) error { return r.Log.SetApplied(tx, r.Arena, author, seq) })
