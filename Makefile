@@ -6,7 +6,7 @@ RUN_DIR     := .run
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS  ?= -timeout 15m
 
-.PHONY: build run test check bench clean kernel-test
+.PHONY: build run test check bench bench-scale clean kernel-test
 
 build:
 	$(GO) build -o $(BIN) ./cmd/realize
@@ -41,6 +41,14 @@ check:
 
 bench:
 	$(GO) run ./internal/bench/cmd/realize-bench
+
+# The scale stage alone: one arena of SCALE_FILES small files (~4 GB of
+# tree for 1M, generated once into SCALE_DIR and reused; ~4 GB more while
+# it runs). Remove SCALE_DIR when done.
+SCALE_FILES ?= 1000000
+SCALE_DIR   ?= /tmp/realize-bench-scale
+bench-scale:
+	$(GO) run ./internal/bench/cmd/realize-bench -only scale -scale-files $(SCALE_FILES) -dir $(SCALE_DIR)
 
 clean:
 	rm -rf bin $(RUN_DIR)

@@ -97,6 +97,93 @@ func (ap *Applier) ApplyVersions(ctx context.Context, path realize.Path, version
 	return ap.place(ctx, path, versions, nil)
 }
 
+// ApplyVersionsRecords applies distinct paths each with one version known
+// from elsewhere (a snapshot) at once where the outcome moves no bytes — a
+// file listed unreal, a path already as decided — in one transaction
+// (real.Arena.PlaceRecords). It returns the indexes of the paths left for
+// ApplyVersions (all of them if any has several versions: their conflicts
+// are recorded first).
+func (ap *Applier) ApplyVersionsRecords(ctx context.Context, paths []realize.Path, versions [][]realize.Alternative) ([]int, error) {
+	for _, v := range versions {
+		if len(v) != 1 {
+			return allIndexes(len(paths)), nil
+		}
+	}
+	return ap.placeRecords(ctx, paths, versions)
+}
+
+func (ap *Applier) placeRecords(ctx context.Context, paths []realize.Path, incoming [][]realize.Alternative) ([]int, error) {
+	// Versions this peer has already, or has something newer than, change
+	// nothing whatever is on disk: they are dropped before the arena's
+	// lock and the disk are touched. Every entry a peer's log brings back
+	// of what this peer sent it is such a version.
+	local, err := ap.Arena.LookupMany(paths)
+	if err != nil {
+		return nil, err
+	}
+	var idx []int
+	for i := range paths {
+		if !known(local[i], incoming[i]) {
+			idx = append(idx, i)
+		}
+	}
+	sub := make([]realize.Path, len(idx))
+	for j, i := range idx {
+		sub[j] = paths[i]
+	}
+	kv, err := ap.Arena.Known()
+	if err != nil {
+		return nil, err
+	}
+	rest, err := ap.Arena.PlaceRecords(ctx, sub, func(j int, local []realize.Alternative) (*real.Change, error) {
+		i := idx[j]
+		in := unknownTo(kv, incoming[i])
+		if len(in) == 0 {
+			return nil, nil
+		}
+		ch := ap.change(local, in, nil)
+		if ch != nil && ch.Fill != nil && !ap.keepReal(paths[i], ch.Result.Meta.Blob) {
+			ch.Fill, ch.Unreal = nil, true
+		}
+		return ch, nil
+	})
+	for k, j := range rest {
+		rest[k] = idx[j]
+	}
+	return rest, err
+}
+
+// known tells whether each incoming version equals or precedes a version
+// of rec's frontier: Decide would then change nothing, and recording a
+// local change first would only make the local side newer still.
+func known(rec *real.Record, incoming []realize.Alternative) bool {
+	if rec == nil || len(incoming) == 0 {
+		return false
+	}
+	front := rec.Frontier()
+	for _, in := range incoming {
+		covered := false
+		for _, l := range front {
+			if c := in.Version.Compare(l.Version); c == realize.Before || c == realize.Equal {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
+}
+
+func allIndexes(n int) []int {
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	return all
+}
+
 // Incoming returns the versions of e.Path an entry carries: its own and,
 // for a conflict, the rest of the frontier it recorded.
 func Incoming(e *realize.Entry) []realize.Alternative {
@@ -166,6 +253,11 @@ func (ap *Applier) unknown(incoming []realize.Alternative) ([]realize.Alternativ
 	if err != nil {
 		return nil, err
 	}
+	return unknownTo(known, incoming), nil
+}
+
+// unknownTo is unknown against a known vector read already.
+func unknownTo(known realize.VersionVector, incoming []realize.Alternative) []realize.Alternative {
 	counter := realize.ResolveCounter()
 	var out []realize.Alternative
 	for _, a := range incoming {
@@ -173,7 +265,7 @@ func (ap *Applier) unknown(incoming []realize.Alternative) ([]realize.Alternativ
 			out = append(out, a)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // change turns a decision into what Place does.

@@ -132,14 +132,12 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 		return nil, err
 	}
 	unavailable := 0
-	err := src.Snapshot(ctx, r.Arena, func(s real.Snap) error {
-		if _, err := realize.ParsePath(string(s.Path)); err != nil || s.Path.IsRoot() {
-			return &realize.Error{Op: "catch up", Kind: realize.Corrupt, Arena: r.Arena, Path: string(s.Path), Err: err}
-		}
-		if err := held.add(s); err != nil {
-			return err
-		}
-		err := r.Applier.ApplyVersions(ctx, s.Path, s.Frontier)
+	// Paths are applied a batch at a time: what only needs recording (a
+	// new unpinned peer lists every file unreal) in one transaction.
+	var paths []realize.Path
+	var versions [][]realize.Alternative
+	one := func(i int) error {
+		err := r.Applier.ApplyVersions(ctx, paths[i], versions[i])
 		switch {
 		case err == nil:
 		case realize.KindOf(err) == realize.Unavailable:
@@ -150,7 +148,51 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 			r.Skipped.Add(1) // a path this peer cannot take (ignored here, ...)
 		}
 		return nil
+	}
+	flush := func() error {
+		// Directories, removals and conflicts one by one, in order (a
+		// directory is made before the files in it); then the files.
+		var files []int
+		for i, v := range versions {
+			if len(v) == 1 && v[0].Meta.Kind == realize.KindFile {
+				files = append(files, i)
+			} else if err := one(i); err != nil {
+				return err
+			}
+		}
+		fp := make([]realize.Path, len(files))
+		fv := make([][]realize.Alternative, len(files))
+		for j, i := range files {
+			fp[j], fv[j] = paths[i], versions[i]
+		}
+		rest, err := r.Applier.ApplyVersionsRecords(ctx, fp, fv)
+		if err != nil {
+			return err
+		}
+		for _, j := range rest {
+			if err := one(files[j]); err != nil {
+				return err
+			}
+		}
+		paths, versions = paths[:0], versions[:0]
+		return nil
+	}
+	err := src.Snapshot(ctx, r.Arena, func(s real.Snap) error {
+		if _, err := realize.ParsePath(string(s.Path)); err != nil || s.Path.IsRoot() {
+			return &realize.Error{Op: "catch up", Kind: realize.Corrupt, Arena: r.Arena, Path: string(s.Path), Err: err}
+		}
+		if err := held.add(s); err != nil {
+			return err
+		}
+		paths, versions = append(paths, s.Path), append(versions, s.Frontier)
+		if len(paths) < maxBatch {
+			return nil
+		}
+		return flush()
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err == nil {
 		err = held.flush()
 	}
@@ -285,24 +327,49 @@ func retryLater(err error) bool {
 }
 
 func (r *Replicator) applyLog(ctx context.Context, author realize.PeerID) (int, error) {
+	n := 0
+	for {
+		entries, err := r.pendingEntries(author)
+		if err != nil || len(entries) == 0 {
+			return n, err
+		}
+		w := newWindow(r, author, entries)
+		for i, e := range entries {
+			if !w.admit(ctx, i, e) {
+				break
+			}
+		}
+		done, err := w.finish()
+		n += done
+		if err != nil || done < len(entries) {
+			return n, err
+		}
+	}
+}
+
+// maxBatch bounds the paths of a snapshot applied together: what only
+// needs recording is committed in one transaction (one fsync) per batch.
+const maxBatch = history.MaxPageEntries
+
+// pendingRead bounds the entries read into memory at once: a new peer
+// may have a million to apply.
+const pendingRead = 4096
+
+// pendingEntries reads the next entries of author's log not applied yet,
+// at most pendingRead of them.
+func (r *Replicator) pendingEntries(author realize.PeerID) ([]*realize.Entry, error) {
 	var entries []*realize.Entry
 	err := r.DB.View(func(tx *bolt.Tx) error {
 		from := r.Log.Applied(tx, r.Arena, author) + 1
 		return r.Log.Scan(tx, r.Arena, author, from, func(e *realize.Entry, _ realize.Hash) error {
 			entries = append(entries, e)
+			if len(entries) == pendingRead {
+				return history.ErrStop
+			}
 			return nil
 		})
 	})
-	if err != nil || len(entries) == 0 {
-		return 0, err
-	}
-	w := newWindow(r, author, entries)
-	for i, e := range entries {
-		if !w.admit(ctx, i, e) {
-			break
-		}
-	}
-	return w.finish()
+	return entries, err
 }
 
 // Entries are applied through a window sliding along the log. File

@@ -188,9 +188,13 @@ func logBucket(tx *bolt.Tx, arena realize.ArenaName, peer realize.PeerID, create
 		return nil, err
 	}
 	for _, name := range [][]byte{bucketEntries, bucketSigs} {
-		if _, err := p.CreateBucketIfNotExists(name); err != nil {
+		c, err := p.CreateBucketIfNotExists(name)
+		if err != nil {
 			return nil, err
 		}
+		// Keys only ever grow (sequence numbers): pages split at bbolt's
+		// default half-full would stay half empty for good.
+		c.FillPercent = store.AppendFill
 	}
 	return p, nil
 }

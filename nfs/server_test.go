@@ -19,7 +19,7 @@ import (
 	"github.com/willscott/go-nfs-client/nfs/xdr"
 )
 
-func openDB(t *testing.T) *store.DB {
+func openDB(t testing.TB) *store.DB {
 	t.Helper()
 	db, err := store.Open(context.Background(), t.TempDir(), store.Options{})
 	if err != nil {
@@ -36,7 +36,7 @@ type running struct {
 }
 
 // serve starts a Server for tree on 127.0.0.1:0.
-func serve(t *testing.T, tree Tree, db *store.DB) *running {
+func serve(t testing.TB, tree Tree, db *store.DB) *running {
 	t.Helper()
 	s, err := New(Options{Tree: tree, DB: db})
 	if err != nil {
@@ -70,7 +70,7 @@ func serve(t *testing.T, tree Tree, db *store.DB) *running {
 }
 
 // mount mounts dirpath with go-nfs-client (MOUNT and NFS on one port).
-func mount(t *testing.T, addr, dirpath string) (*nfsc.Target, error) {
+func mount(t testing.TB, addr, dirpath string) (*nfsc.Target, error) {
 	t.Helper()
 	// go-nfs-client binds a random local port: retry when it is taken.
 	var c *rpc.Client

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/realizefs/realize"
+	"github.com/realizefs/realize/internal/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -167,6 +168,10 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 		if ix.files, err = ix.ab.CreateBucketIfNotExists(bucketFiles); err != nil {
 			return nil, err
 		}
+		// A scan records paths in key order (depth first, sorted), so
+		// the index grows at its end like a log; later changes mostly
+		// rewrite records in place.
+		ix.files.FillPercent = store.AppendFill
 		for _, name := range [][]byte{bucketConfl, bucketWhere, bucketDrops, bucketKept} {
 			if _, err = ix.ab.CreateBucketIfNotExists(name); err != nil {
 				return nil, err
@@ -252,8 +257,13 @@ func (ix *Index) Children(dir realize.Path) ([]Child, error) {
 			return nil, err
 		}
 		out = append(out, Child{Name: string(rest), Rec: r})
-		// Skip this child's subtree: its keys are k+0x00+...; k+0x01 follows them.
-		k, v = c.Seek(append(append([]byte{}, k...), 1))
+		// Skip this child's subtree: its keys are k+0x00+...; k+0x01
+		// follows them. A file has none: the next key is its next
+		// sibling, and stepping there is much cheaper than a seek.
+		child := k
+		if k, v = c.Next(); k != nil && len(k) > len(child) && k[len(child)] == 0 && bytes.HasPrefix(k, child) {
+			k, v = c.Seek(append(append([]byte{}, child...), 1))
+		}
 	}
 	return out, nil
 }

@@ -196,6 +196,11 @@ func (a *Arena) decideLocked(ctx context.Context, path realize.Path, decide Deci
 	if a.isQueued(path) {
 		a.commitQueued() // the path's own record first
 	}
+	return a.decideIn(ctx, path, decide)
+}
+
+// decideIn is decideLocked with the lock held by the caller.
+func (a *Arena) decideIn(ctx context.Context, path realize.Path, decide Decider) (*Record, *Change, error) {
 	if err := a.noSymlinkAbove(path); err != nil {
 		return nil, nil, err
 	}

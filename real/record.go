@@ -13,10 +13,13 @@ import (
 
 // Batching of hashed files into transactions. Each commit is one fsync;
 // committing per file would make indexing a tree of small files disk-bound.
+// The delay only matters during a long scan (a lone edit is committed as
+// soon as it is hashed); 512 files or 250 ms made a first index of 100k
+// small files ~1.6x slower (decision 0018).
 const (
-	commitFiles = 512
+	commitFiles = 4096
 	commitBytes = 256 << 20
-	commitDelay = 250 * time.Millisecond
+	commitDelay = time.Second
 )
 
 // pending pairs a history entry with the index record it produces. The

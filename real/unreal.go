@@ -295,6 +295,22 @@ func (a *Arena) walkUnder(path realize.Path, fn func(realize.Path, *Record) erro
 // Lookup returns the index record of path (nil when none).
 func (a *Arena) Lookup(path realize.Path) (*Record, error) { return a.record0(path) }
 
+// LookupMany is Lookup for several paths, in one read transaction.
+func (a *Arena) LookupMany(paths []realize.Path) ([]*Record, error) {
+	out := make([]*Record, len(paths))
+	err := a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		for i, p := range paths {
+			if err != nil {
+				return err
+			}
+			out[i], err = ix.Get(p)
+		}
+		return err
+	})
+	return out, err
+}
+
 // HasBlob tells whether some real file of the arena is recorded with blob
 // (a local source of those bytes, no network needed).
 func (a *Arena) HasBlob(blob realize.Hash) bool {

@@ -32,7 +32,9 @@ type Options struct {
 	// trimming; 0 = no history stage.
 	HistoryChanges int
 	MountBytes     int64  // bytes of the real file read and written through realize mount in UML; 0 = no mount stage
-	Only           string // run only this stage (rescan, index, sync, nfs, history, mount); "" = all
+	ScaleFiles     int    // files in the scale tree
+	Scale          bool   // include the scale stage in a run of all stages
+	Only           string // run only this stage (rescan, index, sync, nfs, history, mount, scale); "" = all
 	Out            io.Writer
 }
 
@@ -52,11 +54,11 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	stages := []struct {
 		name string
 		run  func(context.Context, Options) ([]Row, error)
-	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}, {"history", benchHistory}, {"mount", benchMount}}
+	}{{"rescan", benchRescan}, {"index", benchIndex}, {"sync", benchSync}, {"nfs", benchNFS}, {"history", benchHistory}, {"mount", benchMount}, {"scale", benchScale}}
 	var rows []Row
 	ran := false
 	for _, s := range stages {
-		if o.Only != "" && o.Only != s.name {
+		if o.Only != "" && o.Only != s.name || o.Only == "" && s.name == "scale" && !o.Scale {
 			continue
 		}
 		ran = true
@@ -67,7 +69,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		rows = append(rows, r...)
 	}
 	if !ran {
-		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs, history, mount)", o.Only)
+		return nil, fmt.Errorf("no stage %q (rescan, index, sync, nfs, history, mount, scale)", o.Only)
 	}
 	Print(o.Out, rows)
 	return rows, nil

@@ -51,3 +51,24 @@ func TestMountStageSmall(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleSmall runs the scale stage on a small tree: a new peer must
+// list every file, and the wide directory must list in full over NFS.
+func TestScaleSmall(t *testing.T) {
+	var out bytes.Buffer
+	rows, err := Run(t.Context(), Options{Dir: t.TempDir(), Runs: 1, ScaleFiles: 3000, Only: "scale", Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 10 {
+		t.Fatalf("rows = %v", rows)
+	}
+	for _, r := range rows {
+		if r.Value <= 0 && !strings.Contains(r.Name, "heap") {
+			t.Errorf("%s: value %v", r.Name, r.Value)
+		}
+	}
+	if !strings.Contains(out.String(), "READDIRPLUS of 300 unreal entries") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}

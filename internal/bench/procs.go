@@ -97,12 +97,17 @@ func newDaemonPeer(ctx context.Context, bin, base, name string) (*daemonPeer, er
 // newDaemonPeerWith is newDaemonPeer with an NFS address ("" = none) and
 // the arena's default mark.
 func newDaemonPeerWith(ctx context.Context, bin, base, name, nfsAddr string, pin bool) (*daemonPeer, error) {
+	return newDaemonPeerAt(ctx, bin, base, name, filepath.Join(base, "home"), nfsAddr, pin)
+}
+
+// newDaemonPeerAt is newDaemonPeerWith with the arena's directory.
+func newDaemonPeerAt(ctx context.Context, bin, base, name, arena, nfsAddr string, pin bool) (*daemonPeer, error) {
 	listen, err := freeAddr("udp")
 	if err != nil {
 		return nil, err
 	}
 	p := &daemonPeer{bin: bin, name: name, base: base, listen: listen, nfs: nfsAddr,
-		config: filepath.Join(base, "config.toml"), arena: filepath.Join(base, "home")}
+		config: filepath.Join(base, "config.toml"), arena: arena}
 	args := []string{"init", "--name", name, "--data", filepath.Join(base, "data"),
 		"--arena", "home=" + p.arena, "--listen", listen, "--nfs=" + nfsAddr}
 	if pin {

@@ -17,3 +17,9 @@ func SeqKey(v uint64) []byte {
 	PutUint(b, v)
 	return b
 }
+
+// AppendFill is the fill percent for buckets whose keys arrive in
+// increasing order (logs, an index written by a sorted scan): bbolt splits
+// a full page at half by default, which leaves an append-only bucket half
+// empty for good. A page rewritten later in the middle may still split.
+const AppendFill = 0.95

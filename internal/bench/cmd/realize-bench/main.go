@@ -27,7 +27,9 @@ func main() {
 	flag.Int64Var(&o.NFSBytes, "nfs-bytes", 1<<30, "size of the unreal file read through NFS; 0 skips the nfs stage")
 	flag.IntVar(&o.HistoryChanges, "history-changes", 100000, "changes recorded before trimming in the history stage; 0 skips it")
 	flag.Int64Var(&o.MountBytes, "mount-bytes", 256<<20, "size of the real file read and written through realize mount in user-mode Linux; 0 skips the mount stage")
-	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync, nfs, history or mount")
+	flag.IntVar(&o.ScaleFiles, "scale-files", 1_000_000, "files in the scale tree (kept under -dir and reused)")
+	flag.BoolVar(&o.Scale, "scale", false, "include the scale stage (slow: it generates and indexes -scale-files files)")
+	flag.StringVar(&o.Only, "only", "", "run only this stage: rescan, index, sync, nfs, history, mount or scale")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
