@@ -139,7 +139,7 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 		if err := held.add(s); err != nil {
 			return err
 		}
-		err := r.Applier.ApplyVersions(ctx, s.Path, s.Frontier)
+		err := r.Applier.ApplyVersions(ctx, s.Path, s.Frontier, s.Conflicts)
 		switch {
 		case err == nil:
 		case realize.KindOf(err) == realize.Unavailable:

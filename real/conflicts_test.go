@@ -32,6 +32,12 @@ func conflictAt(t *testing.T, f *fixture) realize.Alternative {
 	return mine
 }
 
+// lost is a decision made elsewhere that named l a loser, against a
+// version of a third peer.
+func lost(l realize.Alternative) real.Decided {
+	return real.Decided{Losers: []realize.Alternative{l}, At: l.Version.With(realize.PeerID{0xee}, 1)}
+}
+
 func (f *fixture) listed(p realize.Path) []real.Conflict {
 	f.t.Helper()
 	cs, err := f.arena.ConflictsAt(p)
@@ -52,10 +58,10 @@ func TestDropForgetsAndFrees(t *testing.T) {
 	// the same bytes as mine at another path and its own at this one.
 	late := realize.Alternative{Origin: other, Version: realize.VersionVector{other: 5},
 		Meta: realize.Meta{Kind: realize.KindFile, Size: 4, Blob: realize.Hash{7}}}
-	if err := f.arena.RecordConflicts("doc.txt", []realize.Alternative{late}); err != nil {
+	if err := f.arena.RecordConflicts("doc.txt", lost(late), realize.Hash{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.arena.RecordConflicts("elsewhere.txt", []realize.Alternative{mine}); err != nil {
+	if err := f.arena.RecordConflicts("elsewhere.txt", lost(mine), realize.Hash{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.listed("doc.txt")); n != 2 {
@@ -72,7 +78,7 @@ func TestDropForgetsAndFrees(t *testing.T) {
 		t.Fatal("bytes freed while another path's kept version still needs them")
 	}
 	// Relayed late: the entry of the conflict that named mine. Not again.
-	if err := f.arena.RecordConflicts("doc.txt", []realize.Alternative{mine}); err != nil {
+	if err := f.arena.RecordConflicts("doc.txt", lost(mine), realize.Hash{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.listed("doc.txt")); n != 1 {

@@ -27,7 +27,6 @@ var (
 	bucketIndex = []byte("index")
 	bucketFiles = []byte("f")
 	bucketConfl = []byte("c")
-	bucketDrops = []byte("r")
 	bucketWhere = []byte("b")
 	bucketBlobs = []byte("blobs")
 	bucketBlock = []byte("blocks")
@@ -163,7 +162,7 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 		if ix.files, err = ix.ab.CreateBucketIfNotExists(bucketFiles); err != nil {
 			return nil, err
 		}
-		for _, name := range [][]byte{bucketConfl, bucketWhere, bucketDrops} {
+		for _, name := range [][]byte{bucketConfl, bucketWhere, bucketDrops, bucketWins, bucketGone} {
 			if _, err = ix.ab.CreateBucketIfNotExists(name); err != nil {
 				return nil, err
 			}

@@ -49,6 +49,13 @@ type Change struct {
 	Stamp bool
 }
 
+// dropOnly tells whether the change is a resolution at a path with no
+// record (its tombstone was trimmed away): it records the drop and
+// nothing at the path. Result then has no version and holds nothing.
+func (ch *Change) dropOnly() bool {
+	return ch.Op == realize.OpResolve && ch.Result.Meta.Kind == realize.KindNone && len(ch.Result.Version) == 0
+}
+
 // Decider looks at the local state of a path (its frontier: usually one
 // version) and returns what to place, or nil to leave the path alone.
 // Place calls it under the arena's lock, after recording any local change
@@ -111,6 +118,9 @@ func (a *Arena) Place(ctx context.Context, path realize.Path, decide Decider) er
 		local, ch = now, next
 	}
 	if ch.Keep {
+		if local == nil && ch.dropOnly() {
+			return a.commitPlaced(path, ch, Stat{}, Hashed{})
+		}
 		if local == nil {
 			return a.placeErr(path, realize.NotExist, errors.New("nothing recorded at the path to keep"))
 		}
@@ -472,23 +482,6 @@ func (a *Arena) moveAsideLoser(path realize.Path, local *Record, ch *Change) err
 	return nil
 }
 
-// RecordConflicts records versions of path that lost a conflict somewhere
-// in the household. Every peer keeps the same list whatever it did with the
-// entry that carried them (applied it, or already had something newer):
-// the list shrinks only when a person resolves the conflict.
-func (a *Arena) RecordConflicts(path realize.Path, losers []realize.Alternative) error {
-	if len(losers) == 0 {
-		return nil
-	}
-	return a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
-		return ix.PutConflicts(path, losers)
-	})
-}
-
 // OpenBlob opens a local file whose recorded content is blob and which is
 // still what was recorded: a source of those bytes that needs no peer.
 // Conflict losers kept aside count too.
@@ -563,11 +556,23 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 		if ch.Stamp {
 			rec.Version, rec.Origin = e.Version, e.Origin
 		}
-		if err := ix.Put(path, rec); err != nil {
+		if !ch.dropOnly() {
+			if err := ix.Put(path, rec); err != nil {
+				return err
+			}
+		}
+		if err := ix.PutConflicts(path, ch.Losers, ch.Result.Version); err != nil {
 			return err
 		}
-		if err := ix.PutConflicts(path, ch.Losers); err != nil {
-			return err
+		if len(ch.Others) > 0 {
+			// The version shown is not kept aside where the decision
+			// covers what named it: it won again (see conflicts.go).
+			won := realize.Alternative{Origin: ch.Result.Origin, Meta: ch.Result.Meta, Version: ch.Own}
+			g, err := ix.PutWin(path, won, ch.Result.Version)
+			if err != nil {
+				return err
+			}
+			freed = append(freed, g...)
 		}
 		if e.Op == realize.OpResolve && ch.Drop != nil {
 			if freed, err = ix.Drop(path, ch.Drop); err != nil {
