@@ -112,9 +112,10 @@ func Dropped(e *realize.Entry) realize.VersionVector {
 }
 
 // ApplyVersions decides a path against versions known from elsewhere (a
-// snapshot's frontier) and applies the outcome, then merges the conflict
-// bookkeeping that came with them (nil: none). The bytes of the content
-// shown are freed from the kept-aside store only once placed.
+// snapshot's frontier) and applies the outcome, having first recorded what
+// that frontier says about the conflicts list and merged the bookkeeping
+// that came with it (nil: none). The bytes of the content shown are freed
+// from the kept-aside store only once placed.
 func (ap *Applier) ApplyVersions(ctx context.Context, path realize.Path, versions []realize.Alternative, cs *real.ConflictState) error {
 	var shown realize.Hash
 	if len(versions) > 1 {

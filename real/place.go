@@ -41,7 +41,8 @@ type Change struct {
 	// Drop, for Op OpResolve, is the vector of the kept-aside versions the
 	// resolution drops: recorded in the entry (its Own) and applied to the
 	// conflicts list in the same transaction; their bytes kept here are
-	// then freed.
+	// then freed. With Keep, no Result version and nothing at the path
+	// (dropOnly), it is all the change does.
 	Drop realize.VersionVector
 	// Stamp makes the change a new local version (a copy a resolution
 	// places): the log gives it this peer's next sequence number, on top
@@ -575,9 +576,11 @@ func (a *Arena) commitPlaced(path realize.Path, ch *Change, st Stat, h Hashed) e
 			freed = append(freed, g...)
 		}
 		if e.Op == realize.OpResolve && ch.Drop != nil {
-			if freed, err = ix.Drop(path, ch.Drop); err != nil {
+			g, err := ix.Drop(path, ch.Drop)
+			if err != nil {
 				return err
 			}
+			freed = append(freed, g...)
 			// The bytes now at the path may have been kept aside too.
 			freed = append(freed, ch.Result.Meta.Blob)
 		}
