@@ -239,11 +239,12 @@ var errConflictKey = errors.New("conflict key too short")
 
 // RecordConflicts records what a decision made elsewhere (another peer's
 // entry, a snapshot's frontier) says about path: the losers it names are
-// listed, unless dropped or won since, and the version it shows no longer
-// is where the win covers its namings. Every peer keeps the same list
-// whatever it did with the decision (took it, or knew something newer).
-// The bytes of versions no longer listed are freed, but for keep, the
-// content about to be placed (FreeKept lets go of it once placed).
+// listed, unless dropped or won since, and the version it shows stops
+// being listed where the decision covers what named it. Every peer keeps
+// the same list whatever it did with the decision (took it, or knew
+// something newer). The bytes of versions no longer listed are freed, but
+// for keep, the content about to be placed (FreeKept lets go of it once
+// placed).
 func (a *Arena) RecordConflicts(path realize.Path, d Decided, keep realize.Hash) error {
 	if len(d.Losers) == 0 && d.Winner.Meta.Kind == realize.KindNone {
 		return nil
