@@ -40,25 +40,47 @@ const maxAttempts = 3
 // one). Entries must be applied in each log's order; entries of different
 // logs may interleave in any order: the outcome is the same.
 func (ap *Applier) Apply(ctx context.Context, e *realize.Entry) error {
-	// Losers named anywhere are listed everywhere, whatever this peer ends
-	// up deciding: the list is the same on every peer.
-	if err := ap.Arena.RecordConflicts(e.Path, keepable(e.Losers, e.Meta)); err != nil {
-		return err
-	}
 	switch e.Op {
 	case realize.OpRealize, realize.OpUnrealize:
 		return nil // who holds what: the listing's business, not the tree's
 	case realize.OpResolve:
 		return ap.applyResolve(ctx, e)
-	case realize.OpRename:
-		// The destination first: its bytes may come from the source.
-		dst := realize.Alternative{Origin: e.Origin, Meta: e.Meta, Version: e.Version}
-		if err := ap.place(ctx, e.Path, []realize.Alternative{dst}, nil); err != nil {
+	case realize.OpConflict:
+		// Losers named anywhere are listed everywhere, whatever this peer
+		// ends up deciding: the list is the same on every peer. So is the
+		// end of a listing the winner's showing covers.
+		in := Incoming(e)
+		d := real.Decided{Winner: in[0], Losers: keepable(e.Losers, e.Meta), At: e.Version}
+		if err := ap.Arena.RecordConflicts(e.Path, d, e.Meta.Blob); err != nil {
 			return err
 		}
-		return ap.place(ctx, e.From, []realize.Alternative{{Origin: e.Origin, Version: e.FromVersion}}, nil)
+		if err := ap.place(ctx, e.Path, in, nil); err != nil {
+			return err
+		}
+		return ap.Arena.FreeKept(e.Meta.Blob)
+	case realize.OpRename:
+		return ap.applyRename(ctx, e)
 	}
 	return ap.place(ctx, e.Path, Incoming(e), nil)
+}
+
+// applyRename applies a rename: the destination first, since its bytes
+// may come from the source. The source's removal waits for a destination
+// that will be tried again (the local bytes may be needed), but not for
+// one that will not: one whose bytes are nowhere (the replicator skips
+// the entry if a later version of the destination is known, and they
+// were not at the source here, or they would have been copied) or one
+// this peer cannot take at all. Skipping the entry whole would lose the
+// removal for good: once the log is applied past it, relayed copies of
+// it count as decided (history.Log.Known) and are ignored.
+func (ap *Applier) applyRename(ctx context.Context, e *realize.Entry) error {
+	dst := realize.Alternative{Origin: e.Origin, Meta: e.Meta, Version: e.Version}
+	err := ap.place(ctx, e.Path, []realize.Alternative{dst}, nil)
+	if err != nil && realize.KindOf(err) != realize.Unavailable && retryLater(err) {
+		return err
+	}
+	src := realize.Alternative{Origin: e.Origin, Version: e.FromVersion}
+	return errors.Join(err, ap.place(ctx, e.From, []realize.Alternative{src}, nil))
 }
 
 // applyResolve applies another peer's resolution: the versions it drops
@@ -70,6 +92,9 @@ func (ap *Applier) applyResolve(ctx context.Context, e *realize.Entry) error {
 	drop := Dropped(e)
 	if err := ap.Arena.Drop(e.Path, drop, e.Meta.Blob); err != nil {
 		return err
+	}
+	if len(e.Version) == 0 {
+		return nil // made where the path had no record (trimmed): it only drops
 	}
 	if err := ap.place(ctx, e.Path, Incoming(e), e); err != nil {
 		return err
@@ -87,14 +112,30 @@ func Dropped(e *realize.Entry) realize.VersionVector {
 }
 
 // ApplyVersions decides a path against versions known from elsewhere (a
-// snapshot's frontier) and applies the outcome.
-func (ap *Applier) ApplyVersions(ctx context.Context, path realize.Path, versions []realize.Alternative) error {
-	if len(versions) > 0 {
-		if err := ap.Arena.RecordConflicts(path, keepable(versions[1:], versions[0].Meta)); err != nil {
+// snapshot's frontier) and applies the outcome, having first recorded what
+// that frontier says about the conflicts list and merged the bookkeeping
+// that came with it (nil: none). The bytes of the content shown are freed
+// from the kept-aside store only once placed.
+func (ap *Applier) ApplyVersions(ctx context.Context, path realize.Path, versions []realize.Alternative, cs *real.ConflictState) error {
+	var shown realize.Hash
+	if len(versions) > 1 {
+		var at realize.VersionVector
+		for _, v := range versions {
+			at = at.Merge(v.Version)
+		}
+		d := real.Decided{Winner: versions[0], Losers: keepable(versions[1:], versions[0].Meta), At: at}
+		shown = versions[0].Meta.Blob
+		if err := ap.Arena.RecordConflicts(path, d, shown); err != nil {
 			return err
 		}
 	}
-	return ap.place(ctx, path, versions, nil)
+	if err := ap.Arena.MergeConflicts(path, cs, shown); err != nil {
+		return err
+	}
+	if err := ap.place(ctx, path, versions, nil); err != nil {
+		return err
+	}
+	return ap.Arena.FreeKept(shown)
 }
 
 // ApplyVersionsRecords applies distinct paths each with one version known
@@ -137,9 +178,9 @@ func (ap *Applier) placeRecords(ctx context.Context, paths []realize.Path, incom
 	}
 	rest, err := ap.Arena.PlaceRecords(ctx, sub, func(j int, local []realize.Alternative) (*real.Change, error) {
 		i := idx[j]
-		in := unknownTo(kv, incoming[i])
-		if len(in) == 0 {
-			return nil, nil
+		in, err := ap.unknownTo(kv, paths[i], incoming[i])
+		if err != nil || len(in) == 0 {
+			return nil, err
 		}
 		ch := ap.change(local, in, nil)
 		if ch != nil && ch.Fill != nil && !ap.keepReal(paths[i], ch.Result.Meta.Blob) {
@@ -218,7 +259,7 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 	var err error
 	for range maxAttempts {
 		err = ap.Arena.Place(ctx, path, func(local []realize.Alternative) (*real.Change, error) {
-			in, err := ap.unknown(incoming)
+			in, err := ap.unknown(path, incoming)
 			if err != nil || len(in) == 0 {
 				return nil, err
 			}
@@ -244,28 +285,40 @@ func (ap *Applier) place(ctx context.Context, path realize.Path, incoming []real
 // path was created anew since, set a conflict against a deletion that
 // happened before it. Everywhere else dropping it changes nothing.
 //
-// A version a resolution made (`resolve --keep`, decision 0015) is always
-// let through: its origin's component is what the resolver had seen, not
-// the resolution's own counter, so it says nothing about whether this peer
-// decided it; Decide orders it against the path's frontier as usual.
-func (ap *Applier) unknown(incoming []realize.Alternative) ([]realize.Alternative, error) {
+// A version carrying the resolution counter (a resolution's, or made on
+// top of one) is judged otherwise: its origin's component may be what a
+// resolver had seen, not the change that made it, so Known says nothing
+// about it. It was decided here if a dropped tombstone of the path covers
+// it (real.Arena.Forgotten): what the tombstone would have said. While
+// the tombstone is there, Decide orders it as usual.
+func (ap *Applier) unknown(path realize.Path, incoming []realize.Alternative) ([]realize.Alternative, error) {
 	known, err := ap.Arena.Known()
 	if err != nil {
 		return nil, err
 	}
-	return unknownTo(known, incoming), nil
+	return ap.unknownTo(known, path, incoming)
 }
 
 // unknownTo is unknown against a known vector read already.
-func unknownTo(known realize.VersionVector, incoming []realize.Alternative) []realize.Alternative {
+func (ap *Applier) unknownTo(known realize.VersionVector, path realize.Path, incoming []realize.Alternative) ([]realize.Alternative, error) {
 	counter := realize.ResolveCounter()
 	var out []realize.Alternative
 	for _, a := range incoming {
-		if a.Origin.IsZero() || a.Version[a.Origin] > known[a.Origin] || a.Version[counter] > 0 {
+		if a.Version[counter] > 0 {
+			forgotten, err := ap.Arena.Forgotten(path, a.Version)
+			if err != nil {
+				return nil, err
+			}
+			if !forgotten {
+				out = append(out, a)
+			}
+			continue
+		}
+		if a.Origin.IsZero() || a.Version[a.Origin] > known[a.Origin] {
 			out = append(out, a)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // change turns a decision into what Place does.
@@ -294,9 +347,14 @@ func (ap *Applier) change(local, incoming []realize.Alternative, resolve *realiz
 
 // keepReal tells whether a file placed at path must be real here: it is
 // pinned, or real already (files edited here stay real here), or its
-// bytes are here under another name (a rename: they must not be dropped).
+// bytes are here under another name (a rename) or kept aside (a version
+// shown again after it lost, or kept by a resolution): they must not be
+// dropped, the kept-aside copy goes once placed.
 func (ap *Applier) keepReal(path realize.Path, blob realize.Hash) bool {
 	if ap.Pinned == nil || ap.Pinned(path) || ap.Arena.HasBlob(blob) {
+		return true
+	}
+	if _, kept := ap.Arena.ConflictBytes(blob); kept {
 		return true
 	}
 	rec, err := ap.Arena.Lookup(path)

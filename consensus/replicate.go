@@ -136,8 +136,9 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 	// new unpinned peer lists every file unreal) in one transaction.
 	var paths []realize.Path
 	var versions [][]realize.Alternative
+	var conflicts []*real.ConflictState
 	one := func(i int) error {
-		err := r.Applier.ApplyVersions(ctx, paths[i], versions[i])
+		err := r.Applier.ApplyVersions(ctx, paths[i], versions[i], conflicts[i])
 		switch {
 		case err == nil:
 		case realize.KindOf(err) == realize.Unavailable:
@@ -154,7 +155,7 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 		// directory is made before the files in it); then the files.
 		var files []int
 		for i, v := range versions {
-			if len(v) == 1 && v[0].Meta.Kind == realize.KindFile {
+			if len(v) == 1 && v[0].Meta.Kind == realize.KindFile && conflicts[i] == nil {
 				files = append(files, i)
 			} else if err := one(i); err != nil {
 				return err
@@ -174,7 +175,7 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 				return err
 			}
 		}
-		paths, versions = paths[:0], versions[:0]
+		paths, versions, conflicts = paths[:0], versions[:0], conflicts[:0]
 		return nil
 	}
 	err := src.Snapshot(ctx, r.Arena, func(s real.Snap) error {
@@ -184,7 +185,7 @@ func (r *Replicator) catchUp(ctx context.Context, src LogSource, author realize.
 		if err := held.add(s); err != nil {
 			return err
 		}
-		paths, versions = append(paths, s.Path), append(versions, s.Frontier)
+		paths, versions, conflicts = append(paths, s.Path), append(versions, s.Frontier), append(conflicts, s.Conflicts)
 		if len(paths) < maxBatch {
 			return nil
 		}

@@ -94,28 +94,35 @@ func (ap *Applier) resolution(path realize.Path, r Resolution, out *Resolved) re
 			return nil, err
 		}
 		listed := alternatives(cs)
-		if len(listed) == 0 || len(local) == 0 {
+		if len(listed) == 0 {
 			return nil, ap.resolveErr(path, realize.NotExist, errors.New("no conflict at this path (resolved meanwhile?)"))
 		}
 		var merged realize.VersionVector
 		for _, a := range local {
 			merged = merged.Merge(a.Version)
 		}
-		drop, vec, err := ap.dropped(path, listed, r.Drop, merged)
+		drop, vec, err := ap.dropped(path, listed, r.Drop)
 		if err != nil {
 			return nil, err
 		}
 		ch := &real.Change{Op: realize.OpResolve, Drop: vec}
-		if r.Keep == nil {
+		switch {
+		case r.Keep == nil && len(local) == 0:
+			// Nothing recorded at the path: it was deleted and its
+			// tombstone trimmed away. There is no state to record again,
+			// only versions to drop (real.Change with no version).
+			ch.Keep = true
+		case r.Keep == nil:
 			ch.Result = realize.Alternative{Origin: local[0].Origin, Meta: local[0].Meta, Version: merged}
 			ch.Keep = true
-		} else {
+		default:
 			k, ok := find(listed, *r.Keep)
 			if !ok {
 				return nil, ap.resolveErr(path, realize.NotExist, fmt.Errorf("version %s is no longer kept aside", real.VersionName(*r.Keep)))
 			}
-			rc := realize.ResolveCounter()
-			ch.Result = realize.Alternative{Origin: k.Origin, Meta: k.Meta, Version: vec.With(rc, vec[rc]+1)}
+			// A new version, after everything the resolver saw.
+			rc, base := realize.ResolveCounter(), merged.Merge(vec)
+			ch.Result = realize.Alternative{Origin: k.Origin, Meta: k.Meta, Version: base.With(rc, base[rc]+1)}
 			if k.Meta.Kind == realize.KindFile {
 				ch.Fill = ap.filler(k.Meta)
 			}
@@ -126,12 +133,15 @@ func (ap *Applier) resolution(path realize.Path, r Resolution, out *Resolved) re
 }
 
 // dropped returns the versions a resolution drops and the vector that
-// covers them: all those listed, with everything the path merged; or only
-// those asked for, which must not cover another one still listed (it
-// would be dropped too).
-func (ap *Applier) dropped(path realize.Path, listed, want []realize.Alternative, merged realize.VersionVector) ([]realize.Alternative, realize.VersionVector, error) {
+// covers them: all those listed; or only those asked for, which must not
+// cover another one still listed (it would be dropped too). The vector
+// is the merge of theirs only, not of the path's frontier: it must not
+// cover the version the path shows, which a resolution keeping it means
+// to keep — should a concurrent change beat that version later, it is
+// listed like any loser, not dropped unseen.
+func (ap *Applier) dropped(path realize.Path, listed, want []realize.Alternative) ([]realize.Alternative, realize.VersionVector, error) {
 	if want == nil {
-		vec := merged
+		var vec realize.VersionVector
 		for _, l := range listed {
 			vec = vec.Merge(l.Version)
 		}

@@ -45,6 +45,9 @@ type TrimReport struct {
 	Entries    int              // entries dropped, all logs of the arena
 	Tombstones int              // tombstones dropped
 	Inactive   []realize.PeerID // peers that no longer hold back trimming
+	// Kept counts kept-aside files freed that no listed version named
+	// (real.Arena.SweepKept): normally none.
+	Kept int
 }
 
 // trimBatch bounds the entries removed per transaction.
@@ -79,7 +82,10 @@ func (t *Trimmer) Trim(ctx context.Context) (TrimReport, error) {
 			return rep, err
 		}
 	}
-	rep.Tombstones, err = t.dropTombstones(ctx, peers)
+	if rep.Tombstones, err = t.dropTombstones(ctx, peers); err != nil {
+		return rep, err
+	}
+	rep.Kept, err = t.Arena.SweepKept()
 	return rep, err
 }
 

@@ -14,7 +14,7 @@ import (
 // empty.
 type Hello struct {
 	// Version is the revision of the protocol the sender speaks within
-	// ALPN "realize/1": 2 now (2 added SnapshotFrame.Held). A revision may add message types and
+	// ALPN "realize/1": 2 now (2 added SnapshotFrame.Held and SnapshotFrame.Conflicts). A revision may add message types and
 	// fields; since decoders reject unknown fields, a sender uses a new
 	// field only with a peer whose Hello announced a revision that has it.
 	Version uint16 `cbor:"1,keyasint"`

@@ -16,6 +16,13 @@ import (
 // registers the sync handlers over them.
 func syncNode(t *testing.T, n *node, arenas ...realize.ArenaName) map[realize.ArenaName]realize.Hash {
 	t.Helper()
+	blobs, _ := syncArenas(t, n, arenas...)
+	return blobs
+}
+
+// syncArenas is syncNode, also returning the arenas.
+func syncArenas(t *testing.T, n *node, arenas ...realize.ArenaName) (map[realize.ArenaName]realize.Hash, map[realize.ArenaName]*real.Arena) {
+	t.Helper()
 	db, err := store.Open(t.Context(), t.TempDir(), store.Options{Peer: n.ident.ID()})
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +47,7 @@ func syncNode(t *testing.T, n *node, arenas ...realize.ArenaName) map[realize.Ar
 	if err := RegisterSync(n.mux, &SyncData{DB: db, Log: log, Arena: func(a realize.ArenaName) *real.Arena { return byName[a] }}); err != nil {
 		t.Fatal(err)
 	}
-	return blobs
+	return blobs, byName
 }
 
 // TestSyncServesOnlySharedArenas: a known peer asking for an arena that is
@@ -133,6 +140,92 @@ func TestSnapshotSaysWhatSourceHolds(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Path != "f.txt" || !got[0].Held || len(got[0].Frontier) != 1 || got[0].Frontier[0].Meta.Blob != blobs["open"] {
 		t.Fatalf("snapshot = %+v", got)
+	}
+}
+
+// TestSnapshotCarriesConflicts: since revision 2 a snapshot carries each
+// path's conflict bookkeeping — kept versions with their namings, drop
+// vectors, wins — also for a path with no record left (no versions).
+func TestSnapshotCarriesConflicts(t *testing.T) {
+	a, b := newNode(t, "a", true), newNode(t, "b", true)
+	_, arenas := syncArenas(t, a, "open")
+	syncNode(t, b)
+	other, rc := realize.PeerID{7}, realize.ResolveCounter()
+	kept := realize.Alternative{Origin: other, Version: realize.VersionVector{other: 4},
+		Meta: realize.Meta{Kind: realize.KindFile, Size: 3, MTime: 5, Blob: realize.Hash{1}}}
+	want := &real.ConflictState{
+		Kept:  []real.Conflict{{Alternative: kept, Named: []realize.VersionVector{{other: 4, a.ident.ID(): 2}}}},
+		Drops: []realize.VersionVector{{other: 2, rc: 1}},
+		Wins:  []real.Win{{Origin: a.ident.ID(), Blob: realize.Hash{2}, Own: realize.VersionVector{a.ident.ID(): 9}, At: []realize.VersionVector{{a.ident.ID(): 9, other: 1}}}},
+	}
+	if err := arenas["open"].MergeConflicts("gone.txt", want, realize.Hash{}); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	b.start()
+	a.know(b)
+	b.know(a)
+	a.share(b, "open")
+	b.share(a, "open")
+	for _, n := range []*node{a, b} {
+		if err := n.host.Reconcile(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := connected(t, b, a)
+	waitFor(t, 5e9, "hello", func() bool { return len(c.SharedArenas()) == 1 })
+	got := map[realize.Path]real.Snap{}
+	err := PeerSource{Conn: c}.Snapshot(t.Context(), "open", func(s real.Snap) error { got[s.Path] = s; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := got["gone.txt"]
+	if !ok || len(s.Frontier) != 0 || s.Conflicts == nil {
+		t.Fatalf("gone.txt in the snapshot: %+v (present %v)", s, ok)
+	}
+	g := s.Conflicts
+	if len(g.Kept) != 1 || g.Kept[0].Meta != kept.Meta || g.Kept[0].Origin != other ||
+		g.Kept[0].Version.Compare(kept.Version) != realize.Equal || len(g.Kept[0].Named) != 1 ||
+		g.Kept[0].Named[0].Compare(want.Kept[0].Named[0]) != realize.Equal {
+		t.Errorf("kept %+v, want %+v", g.Kept, want.Kept)
+	}
+	if len(g.Drops) != 1 || g.Drops[0].Compare(want.Drops[0]) != realize.Equal {
+		t.Errorf("drops %v, want %v", g.Drops, want.Drops)
+	}
+	if len(g.Wins) != 1 || g.Wins[0].Blob != want.Wins[0].Blob || g.Wins[0].Own.Compare(want.Wins[0].Own) != realize.Equal ||
+		len(g.Wins[0].At) != 1 || g.Wins[0].At[0].Compare(want.Wins[0].At[0]) != realize.Equal {
+		t.Errorf("wins %+v, want %+v", g.Wins, want.Wins)
+	}
+	if f := got["f.txt"]; f.Conflicts != nil {
+		t.Errorf("f.txt has no conflicts, got %+v", f.Conflicts)
+	}
+}
+
+func TestConflictStatesCheckIndices(t *testing.T) {
+	recs := make([]SnapRecord, 3)
+	tests := []struct {
+		idx []uint32
+		ok  bool
+	}{
+		{nil, true},
+		{[]uint32{0, 2}, true},
+		{[]uint32{3}, false},
+		{[]uint32{1, 1}, false},
+		{[]uint32{2, 0}, false},
+	}
+	for _, tc := range tests {
+		var cs []SnapConflicts
+		for _, i := range tc.idx {
+			cs = append(cs, SnapConflicts{Index: i})
+		}
+		set, err := conflictStates(SnapshotFrame{Records: recs, Conflicts: cs})
+		if (err == nil) != tc.ok || err == nil && len(set) != len(tc.idx) {
+			t.Errorf("conflictStates(%v) = %v, %v; want ok=%v", tc.idx, set, err, tc.ok)
+		}
+	}
+	big := SnapConflicts{Drops: make([][]WireHead, maxSnapMarks+1)}
+	if _, err := conflictStates(SnapshotFrame{Records: recs, Conflicts: []SnapConflicts{big}}); err == nil {
+		t.Error("an oversized list of drop vectors was taken")
 	}
 }
 

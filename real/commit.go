@@ -182,22 +182,35 @@ func (a *Arena) commitPlacedIn(tx *bolt.Tx, ix *Index, items []*placed) error {
 		return err
 	}
 	for i, it := range items {
-		if it.ch.Stamp {
+		ch := it.ch
+		if ch.Stamp {
 			recs[i].Version, recs[i].Origin = entries[i].Version, entries[i].Origin
 		}
-		if err := ix.Put(it.path, recs[i]); err != nil {
+		if !ch.dropOnly() {
+			if err := ix.Put(it.path, recs[i]); err != nil {
+				return err
+			}
+		}
+		if err := ix.PutConflicts(it.path, ch.Losers, ch.Result.Version); err != nil {
 			return err
 		}
-		if err := ix.PutConflicts(it.path, it.ch.Losers); err != nil {
-			return err
+		if len(ch.Others) > 0 {
+			// The version shown is not kept aside where the decision
+			// covers what named it: it won again (see conflicts.go).
+			won := realize.Alternative{Origin: ch.Result.Origin, Meta: ch.Result.Meta, Version: ch.Own}
+			g, err := ix.PutWin(it.path, won, ch.Result.Version)
+			if err != nil {
+				return err
+			}
+			it.freed = append(it.freed, g...)
 		}
-		if entries[i].Op == realize.OpResolve && it.ch.Drop != nil {
-			freed, err := ix.Drop(it.path, it.ch.Drop)
+		if entries[i].Op == realize.OpResolve && ch.Drop != nil {
+			g, err := ix.Drop(it.path, ch.Drop)
 			if err != nil {
 				return err
 			}
 			// The bytes now at the path may have been kept aside too.
-			it.freed = append(freed, it.ch.Result.Meta.Blob)
+			it.freed = append(append(it.freed, g...), ch.Result.Meta.Blob)
 		}
 	}
 	return ix.Flush()

@@ -3,8 +3,6 @@ package real
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/realizefs/realize"
@@ -14,18 +12,31 @@ import (
 // Conflict records live in index/<arena>/c, keyed by the path key, 0x00,
 // the loser's origin and its blob hash, so that recording the same loser
 // twice (two peers' conflict entries for one decision) stores it once.
+// A record keeps the merged vectors of the decisions that named it a
+// loser (its namings, none covering another).
 //
-// Resolutions leave their mark in index/<arena>/r, keyed by the path key:
-// the vectors of the versions dropped at that path (an antichain: a vector
-// another one covers is not kept). A kept-aside version that one of them
-// covers is never listed again, even if an entry naming it arrives later
-// (relayed, or applied in another order): the list is a function of the
-// entries seen, not of their order.
+// Two other marks per path keep the list a function of the entries seen,
+// not of their order (docs/decisions/0015-conflict-resolution.md):
+//
+//   - Resolutions leave their drop vectors in index/<arena>/r (an
+//     antichain). A kept-aside version one of them covers is never listed
+//     again, even if an entry naming it arrives later.
+//   - Decisions that show a version again leave a win in index/<arena>/w:
+//     the version (origin, blob, own vector) and the merged vector of the
+//     decision. A version that lost, then won a later decision (the one it
+//     lost to was deleted by someone who had not seen it: the edit wins),
+//     is what the path shows, not a version kept aside: a naming the win
+//     covers (at or below its merged vector) no longer lists it, whether
+//     it arrives before or after. A naming the win does not cover — the
+//     version lost again to something newer — lists it again.
 
 // Conflict is a version of a path kept aside after losing a conflict.
 type Conflict struct {
 	Path realize.Path
 	realize.Alternative
+	// Named are the merged vectors of the decisions that named it a loser
+	// and that no later win of it covers.
+	Named []realize.VersionVector
 }
 
 // VersionName is how people name a version of a path: the origin's short
@@ -48,6 +59,15 @@ type conflictRecord struct {
 	Origin  realize.PeerID
 	Meta    realize.Meta
 	Version realize.VersionVector
+	Named   []realize.VersionVector
+}
+
+// conflictRecordV1 is a record written before namings were kept.
+type conflictRecordV1 struct {
+	_       struct{} `cbor:",toarray"`
+	Origin  realize.PeerID
+	Meta    realize.Meta
+	Version realize.VersionVector
 }
 
 func conflictKey(p realize.Path, a realize.Alternative) []byte {
@@ -56,9 +76,19 @@ func conflictKey(p realize.Path, a realize.Alternative) []byte {
 	return append(k, a.Meta.Blob[:]...)
 }
 
-// PutConflicts records losers of a conflict at p, except those a
-// resolution at p dropped already.
-func (ix *Index) PutConflicts(p realize.Path, losers []realize.Alternative) error {
+// Decided is what a decision about a path says about its conflict list:
+// the versions it kept aside, and the one the path shows, at the merge of
+// its frontier.
+type Decided struct {
+	Winner realize.Alternative // under its own vector
+	Losers []realize.Alternative
+	At     realize.VersionVector
+}
+
+// PutConflicts records losers a decision at p named, at the merged
+// vector at, except those a resolution at p dropped or a later win of the
+// same version covers.
+func (ix *Index) PutConflicts(p realize.Path, losers []realize.Alternative, at realize.VersionVector) error {
 	if len(losers) == 0 {
 		return nil
 	}
@@ -66,25 +96,43 @@ func (ix *Index) PutConflicts(p realize.Path, losers []realize.Alternative) erro
 	if err != nil {
 		return err
 	}
+	wins, err := ix.Wins(p)
+	if err != nil {
+		return err
+	}
 	b := ix.ab.Bucket(bucketConfl)
 	for _, l := range losers {
-		if covered(dropped, l.Version) {
+		if covered(dropped, l.Version) || wonSince(wins, l, at) {
 			continue
 		}
-		raw, err := cbor.Marshal(conflictRecord{Origin: l.Origin, Meta: l.Meta, Version: l.Version})
-		if err != nil {
-			return err
+		rec := &conflictRecord{Origin: l.Origin, Meta: l.Meta, Version: l.Version}
+		if raw := b.Get(conflictKey(p, l)); raw != nil {
+			if rec, err = ix.decodeRecord(p, raw); err != nil {
+				return err
+			}
+			if l.Version.Compare(rec.Version) == realize.After {
+				rec.Version = l.Version // the same content, made again later by its origin
+			}
 		}
-		if err := b.Put(conflictKey(p, l), raw); err != nil {
+		if !addMaximal(&rec.Named, at) {
+			continue
+		}
+		if err := ix.putRecord(p, l, rec); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Conflicts lists the versions kept aside for paths under dir ("" = all),
-// leaving out any whose content is what the path holds now (a version that
-// lost in one peer's order of events and won once more became known).
+func (ix *Index) putRecord(p realize.Path, a realize.Alternative, rec *conflictRecord) error {
+	raw, err := cbor.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return ix.ab.Bucket(bucketConfl).Put(conflictKey(p, a), raw)
+}
+
+// Conflicts lists the versions kept aside for paths under dir ("" = all).
 func (ix *Index) Conflicts(dir realize.Path) ([]Conflict, error) {
 	if ix.ab == nil || ix.ab.Bucket(bucketConfl) == nil {
 		return nil, nil
@@ -100,12 +148,8 @@ func (ix *Index) Conflicts(dir realize.Path) ([]Conflict, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cur, err := ix.Get(path); err != nil {
-			return nil, err
-		} else if live(cur) && cur.Meta.Kind == r.Meta.Kind && cur.Meta.Blob == r.Meta.Blob && cur.Meta.Target == r.Meta.Target {
-			continue
-		}
-		out = append(out, Conflict{Path: path, Alternative: realize.Alternative{Origin: r.Origin, Meta: r.Meta, Version: r.Version}})
+		out = append(out, Conflict{Path: path, Named: r.Named,
+			Alternative: realize.Alternative{Origin: r.Origin, Meta: r.Meta, Version: r.Version}})
 	}
 	return out, nil
 }
@@ -130,73 +174,26 @@ func (ix *Index) decodeConflict(k, v []byte) (realize.Path, *conflictRecord, err
 	if i < 0 {
 		return "", nil, ix.corrupt("", errConflictKey)
 	}
+	r, err := ix.decodeRecord(KeyPath(k[:i]), v)
+	return KeyPath(k[:i]), r, err
+}
+
+// decodeRecord reads a conflict record of either layout. A record from
+// before namings were kept counts as named at its own vector: any win of
+// the version ends its listing (as the list used to hide a version the
+// path showed).
+func (ix *Index) decodeRecord(p realize.Path, v []byte) (*conflictRecord, error) {
 	var r conflictRecord
-	if err := cbor.Unmarshal(v, &r); err != nil {
-		return "", nil, ix.corrupt(KeyPath(k[:i]), err)
+	err := cbor.Unmarshal(v, &r)
+	if err == nil {
+		return &r, nil
 	}
-	return KeyPath(k[:i]), &r, nil
-}
-
-// Drop records a resolution at p that drops every kept-aside version d
-// covers, and deletes their records. It returns the blobs of the records
-// deleted.
-func (ix *Index) Drop(p realize.Path, d realize.VersionVector) ([]realize.Hash, error) {
-	if ix.files == nil {
-		return nil, errors.New("index: write in a read-only transaction")
-	}
-	dropped, err := ix.Dropped(p)
-	if err != nil {
-		return nil, err
-	}
-	if !covered(dropped, d) {
-		keep := []realize.VersionVector{d}
-		for _, o := range dropped {
-			if o.Compare(d) != realize.Before {
-				keep = append(keep, o)
-			}
-		}
-		raw, err := cbor.Marshal(keep)
-		if err != nil {
-			return nil, err
-		}
-		if err := ix.ab.Bucket(bucketDrops).Put(PathKey(p), raw); err != nil {
-			return nil, err
-		}
-	}
-	var gone []realize.Hash
-	b := ix.ab.Bucket(bucketConfl)
-	prefix := append(PathKey(p), 0)
-	c := b.Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		path, r, err := ix.decodeConflict(k, v)
-		if err != nil {
-			return nil, err
-		}
-		if path != p || !covered([]realize.VersionVector{d}, r.Version) {
-			continue
-		}
-		if err := c.Delete(); err != nil {
-			return nil, err
-		}
-		gone = append(gone, r.Meta.Blob)
-	}
-	return gone, nil
-}
-
-// Dropped returns the vectors resolutions at p dropped.
-func (ix *Index) Dropped(p realize.Path) ([]realize.VersionVector, error) {
-	if ix.ab == nil || ix.ab.Bucket(bucketDrops) == nil {
-		return nil, nil
-	}
-	raw := ix.ab.Bucket(bucketDrops).Get(PathKey(p))
-	if raw == nil {
-		return nil, nil
-	}
-	var out []realize.VersionVector
-	if err := cbor.Unmarshal(raw, &out); err != nil {
+	var old conflictRecordV1
+	if cbor.Unmarshal(v, &old) != nil {
 		return nil, ix.corrupt(p, err)
 	}
-	return out, nil
+	return &conflictRecord{Origin: old.Origin, Meta: old.Meta, Version: old.Version,
+		Named: []realize.VersionVector{old.Version}}, nil
 }
 
 // KeepsBlob tells whether any version kept aside in this arena has blob.
@@ -222,15 +219,36 @@ func covered(ds []realize.VersionVector, v realize.VersionVector) bool {
 	return false
 }
 
+// addMaximal adds v to the antichain set unless a member covers it,
+// removing the members v covers; it reports whether set changed.
+func addMaximal(set *[]realize.VersionVector, v realize.VersionVector) bool {
+	if covered(*set, v) {
+		return false
+	}
+	keep := []realize.VersionVector{v}
+	for _, o := range *set {
+		if o.Compare(v) != realize.Before {
+			keep = append(keep, o)
+		}
+	}
+	*set = keep
+	return true
+}
+
 var errConflictKey = errors.New("conflict key too short")
 
-// Drop records, in its own transaction, a resolution at path that drops
-// the kept-aside versions d covers (a resolution another peer made: see
-// consensus), then frees the bytes of those versions kept here unless
-// another kept-aside version still needs them. keep names a blob to leave
-// in place for now (the content the resolution puts at the path, not
-// placed yet); FreeKept lets go of it once placed.
-func (a *Arena) Drop(path realize.Path, d realize.VersionVector, keep realize.Hash) error {
+// RecordConflicts records what a decision made elsewhere (another peer's
+// entry, a snapshot's frontier) says about path: the losers it names are
+// listed, unless dropped or won since, and the version it shows stops
+// being listed where the decision covers what named it. Every peer keeps
+// the same list whatever it did with the decision (took it, or knew
+// something newer). The bytes of versions no longer listed are freed, but
+// for keep, the content about to be placed (FreeKept lets go of it once
+// placed).
+func (a *Arena) RecordConflicts(path realize.Path, d Decided, keep realize.Hash) error {
+	if len(d.Losers) == 0 && d.Winner.Meta.Kind == realize.KindNone {
+		return nil
+	}
 	a.scanMu.Lock()
 	defer a.scanMu.Unlock()
 	var gone []realize.Hash
@@ -239,65 +257,24 @@ func (a *Arena) Drop(path realize.Path, d realize.VersionVector, keep realize.Ha
 		if err != nil {
 			return err
 		}
-		gone, err = ix.Drop(path, d)
-		return err
+		if gone, err = ix.PutWin(path, d.Winner, d.At); err != nil {
+			return err
+		}
+		return ix.PutConflicts(path, d.Losers, d.At)
 	})
 	if err != nil {
 		return err
 	}
-	for i, h := range gone {
-		if h == keep {
-			gone[i] = realize.Hash{}
-		}
-	}
-	return a.freeKept(gone)
+	return a.freeKept(except(gone, keep))
 }
 
-// FreeKept lets go of the bytes of blob kept aside here if no kept-aside
-// version needs them any more.
-func (a *Arena) FreeKept(blob realize.Hash) error {
-	a.scanMu.Lock()
-	defer a.scanMu.Unlock()
-	return a.freeKept([]realize.Hash{blob})
-}
-
-// freeKept removes the ConflictDir copies of blobs that no kept-aside
-// version of the arena names any more. The caller holds scanMu, so no
-// placement moves a loser aside meanwhile.
-func (a *Arena) freeKept(blobs []realize.Hash) error {
-	dir := filepath.Join(a.root, ConflictDir)
-	removed := false
+// except returns blobs without keep.
+func except(blobs []realize.Hash, keep realize.Hash) []realize.Hash {
+	out := blobs[:0]
 	for _, h := range blobs {
-		if h.IsZero() {
-			continue
+		if h != keep {
+			out = append(out, h)
 		}
-		if _, ok := a.ConflictBytes(h); !ok {
-			continue
-		}
-		var needed bool
-		err := a.db.View(func(tx *bolt.Tx) error {
-			ix, err := OpenIndex(tx, a.name)
-			if err == nil {
-				needed, err = ix.KeepsBlob(h)
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if needed {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, h.String())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return &realize.Error{Op: "free conflict bytes", Kind: realize.IO, Arena: a.name, Err: err}
-		}
-		removed = true
 	}
-	if !removed {
-		return nil
-	}
-	if ents, err := os.ReadDir(dir); err == nil && len(ents) == 0 && os.Remove(dir) == nil {
-		return syncDir(a.root) // an empty ConflictDir is clutter
-	}
-	return syncDir(dir)
+	return out
 }

@@ -28,7 +28,6 @@ var (
 	bucketIndex = []byte("index")
 	bucketFiles = []byte("f")
 	bucketConfl = []byte("c")
-	bucketDrops = []byte("r")
 	bucketWhere = []byte("b")
 	bucketKept  = []byte("w")
 	bucketBlobs = []byte("blobs")
@@ -172,7 +171,7 @@ func OpenIndex(tx *bolt.Tx, arena realize.ArenaName) (*Index, error) {
 		// the index grows at its end like a log; later changes mostly
 		// rewrite records in place.
 		ix.files.FillPercent = store.AppendFill
-		for _, name := range [][]byte{bucketConfl, bucketWhere, bucketDrops, bucketKept} {
+		for _, name := range [][]byte{bucketConfl, bucketWhere, bucketDrops, bucketKept, bucketWins, bucketGone} {
 			if _, err = ix.ab.CreateBucketIfNotExists(name); err != nil {
 				return nil, err
 			}

@@ -41,12 +41,20 @@ type Change struct {
 	// Drop, for Op OpResolve, is the vector of the kept-aside versions the
 	// resolution drops: recorded in the entry (its Own) and applied to the
 	// conflicts list in the same transaction; their bytes kept here are
-	// then freed.
+	// then freed. With Keep, no Result version and nothing at the path
+	// (dropOnly), it is all the change does.
 	Drop realize.VersionVector
 	// Stamp makes the change a new local version (a copy a resolution
 	// places): the log gives it this peer's next sequence number, on top
 	// of Result.Version, instead of recording a version decided elsewhere.
 	Stamp bool
+}
+
+// dropOnly tells whether the change is a resolution at a path with no
+// record (its tombstone was trimmed away): it records the drop and
+// nothing at the path. Result then has no version and holds nothing.
+func (ch *Change) dropOnly() bool {
+	return ch.Op == realize.OpResolve && ch.Result.Meta.Kind == realize.KindNone && len(ch.Result.Version) == 0
 }
 
 // Decider looks at the local state of a path (its frontier: usually one
@@ -135,6 +143,9 @@ func (a *Arena) placeLocked(path realize.Path, decide Decider, local *Record, ch
 	}
 	it := &placed{path: path, ch: ch}
 	switch {
+	case ch.Keep && local == nil && ch.dropOnly():
+		// A resolution at a path whose tombstone was trimmed: it only
+		// drops versions from the conflicts list.
 	case ch.Keep:
 		if local == nil {
 			return nil, a.placeErr(path, realize.NotExist, errors.New("nothing recorded at the path to keep"))
@@ -539,23 +550,6 @@ func (a *Arena) moveAsideLoser(v via, path realize.Path, local *Record, ch *Chan
 		return syncDir(dir)
 	}
 	return nil
-}
-
-// RecordConflicts records versions of path that lost a conflict somewhere
-// in the household. Every peer keeps the same list whatever it did with the
-// entry that carried them (applied it, or already had something newer):
-// the list shrinks only when a person resolves the conflict.
-func (a *Arena) RecordConflicts(path realize.Path, losers []realize.Alternative) error {
-	if len(losers) == 0 {
-		return nil
-	}
-	return a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
-		return ix.PutConflicts(path, losers)
-	})
 }
 
 // OpenBlob opens a local file whose recorded content is blob and which is

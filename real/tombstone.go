@@ -14,6 +14,15 @@ import (
 // recognised by history.Log.Known, and the tombstone can go
 // (docs/decisions/0016-history-trimming.md). Which ones may go is the
 // caller's decision (consensus.Trimmer); this file only removes them.
+//
+// One kind of version escapes history.Log.Known: a resolution's
+// (realize.ResolveCounter), whose vector says what the resolver had seen,
+// not which entry made it. A dropped tombstone whose version carries the
+// resolution counter leaves its vector in index/<arena>/g (per path, none
+// covering another), and such a version is recognised as decided when one
+// of them covers it: exactly what the tombstone would have said.
+
+var bucketGone = []byte("g")
 
 // tombstonePage bounds the records read, or removed, per transaction.
 const tombstonePage = 1024
@@ -94,11 +103,49 @@ func (a *Arena) dropTombstones(paths []realize.Path, drop func(realize.Path, *Re
 			if err := ix.files.Delete(PathKey(p)); err != nil {
 				return err
 			}
+			if err := ix.forget(p, r.Version); err != nil {
+				return err
+			}
 			n++
 		}
 		return nil
 	})
 	return n, err
+}
+
+// forget keeps the vector of a dropped tombstone that carries the
+// resolution counter.
+func (ix *Index) forget(p realize.Path, v realize.VersionVector) error {
+	if v[realize.ResolveCounter()] == 0 {
+		return nil
+	}
+	gone, err := ix.Gone(p)
+	if err != nil || !addMaximal(&gone, v) {
+		return err
+	}
+	return ix.putMarks(bucketGone, p, gone)
+}
+
+// Gone returns the vectors of the dropped tombstones at p that carried
+// the resolution counter.
+func (ix *Index) Gone(p realize.Path) ([]realize.VersionVector, error) {
+	var out []realize.VersionVector
+	return out, ix.getMarks(bucketGone, p, &out)
+}
+
+// Forgotten tells whether the tombstone of path was dropped after it
+// covered v (a version carrying the resolution counter): v was decided
+// here, and the deletion followed it.
+func (a *Arena) Forgotten(path realize.Path, v realize.VersionVector) (bool, error) {
+	var gone []realize.VersionVector
+	err := a.db.View(func(tx *bolt.Tx) error {
+		ix, err := OpenIndex(tx, a.name)
+		if err == nil {
+			gone, err = ix.Gone(path)
+		}
+		return err
+	})
+	return covered(gone, v), err
 }
 
 // Known returns how far this peer's index reflects each peer's changes

@@ -58,3 +58,40 @@ func TestDropTombstones(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDroppedResolutionTombstoneRemembered: the tombstone of a path whose
+// version carried the resolution counter leaves its vector when dropped,
+// so a version it covered is still recognised (Forgotten); a newer
+// resolution is not, and a plain tombstone leaves nothing.
+func TestDroppedResolutionTombstoneRemembered(t *testing.T) {
+	f := newFixture(t)
+	rc := realize.ResolveCounter()
+	resolved := realize.VersionVector{remote: 3, rc: 1}
+	alt, fill := remoteFile("kept by a resolution", 1_000_000_000, resolved)
+	if err := apply(t, f, "r.txt", realize.OpResolve, alt, fill); err != nil {
+		t.Fatal(err)
+	}
+	f.write("plain.txt", "plain")
+	f.scan()
+	os.Remove(filepath.Join(f.root, "r.txt"))
+	os.Remove(filepath.Join(f.root, "plain.txt"))
+	f.scan()
+	n, err := f.arena.DropTombstones(t.Context(), func(realize.Path, *real.Record) bool { return true })
+	if err != nil || n != 2 {
+		t.Fatalf("dropped %d tombstones (%v), want 2", n, err)
+	}
+	for _, c := range []struct {
+		path realize.Path
+		v    realize.VersionVector
+		want bool
+	}{
+		{"r.txt", resolved, true},
+		{"r.txt", realize.VersionVector{remote: 2, rc: 1}, true},
+		{"r.txt", realize.VersionVector{remote: 3, rc: 2}, false},
+		{"plain.txt", realize.VersionVector{remote: 1, rc: 1}, false},
+	} {
+		if got, err := f.arena.Forgotten(c.path, c.v); err != nil || got != c.want {
+			t.Errorf("Forgotten(%s, %v) = %v, %v; want %v", c.path, c.v, got, err, c.want)
+		}
+	}
+}

@@ -57,8 +57,9 @@ func (n *network) trimOnce(ctx context.Context) {
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("trimming history failed", "err", err)
-		case rep.Entries > 0 || rep.Tombstones > 0:
-			log.Info("history trimmed", "entries", rep.Entries, "tombstones", rep.Tombstones, "inactive_peers", len(rep.Inactive))
+		case rep.Entries > 0 || rep.Tombstones > 0 || rep.Kept > 0:
+			log.Info("history trimmed", "entries", rep.Entries, "tombstones", rep.Tombstones, "inactive_peers", len(rep.Inactive),
+				"kept_aside_freed", rep.Kept)
 		}
 	}
 }

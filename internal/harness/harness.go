@@ -63,6 +63,10 @@ type Household struct {
 	// Trimmed sums what every Trim did: entries and tombstones dropped,
 	// and each time a peer was found inactive.
 	Trimmed consensus.TrimReport
+	// DeleteGuard is every peer's delete guard share (percent, 0: off;
+	// real.ArenaOptions.DeleteGuard), asked at each decision. New sets
+	// real.DefaultDeleteGuard.
+	DeleteGuard float64
 }
 
 type signer struct{ priv ed25519.PrivateKey }
@@ -75,7 +79,7 @@ func Verify(p realize.PeerID, msg, sig []byte) bool { return ed25519.Verify(p[:]
 
 // New starts n connected peers.
 func New(t testing.TB, n int) *Household {
-	h := &Household{t: t, Clock: NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))}
+	h := &Household{t: t, Clock: NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)), DeleteGuard: real.DefaultDeleteGuard}
 	for i := 0; i < n; i++ {
 		h.Peers = append(h.Peers, h.newPeer(i))
 	}
@@ -100,7 +104,8 @@ func (h *Household) newPeer(i int) *Peer {
 	}
 	h.t.Cleanup(func() { db.Close() })
 	p.DB = db
-	p.Arena, err = real.NewArena(real.ArenaOptions{Name: Arena, Root: p.Root, DB: db, Log: p.Log, Self: p.ID, Workers: 2})
+	p.Arena, err = real.NewArena(real.ArenaOptions{Name: Arena, Root: p.Root, DB: db, Log: p.Log, Self: p.ID, Workers: 2,
+		DeleteGuard: func() float64 { return h.DeleteGuard }})
 	if err != nil {
 		h.t.Fatal(err)
 	}
