@@ -90,11 +90,15 @@ func tempFile(t *testing.T) *os.File {
 }
 
 func TestFetchVerifiesAndRefetchesElsewhere(t *testing.T) {
-	src := newMemSource(3<<20+123, pa, pb, pc)
+	// The liar is listed first and one worker fetches: every run is asked
+	// of it before anyone else (with several workers, one of them may take
+	// every run before the one starting at the liar runs at all).
+	src := newMemSource(3<<20+123, pb, pa, pc)
 	src.liar[pb] = true
 	f := tempFile(t)
 	var st FetchStats
-	if err := fetchInto(t, src, f, &st); err != nil {
+	bf := &BlockFetcher{Source: src, InFlight: 1, RunBlocks: 4, Stats: &st}
+	if err := bf.Fetch(t.Context(), "a", src.meta(), f, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(f.Name())
