@@ -50,11 +50,18 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // returns Run's error; it fails the test if that takes over 5 s.
 func runDaemon(t *testing.T, cfg *config.Config, version string) (socket string, stop func() error) {
 	t.Helper()
+	return runDaemonWith(t, cfg, Options{Version: version})
+}
+
+// runDaemonWith is runDaemon with more options (opt.Ready is set here).
+func runDaemonWith(t *testing.T, cfg *config.Config, opt Options) (socket string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, quiet(), Options{Version: version, Ready: func(s string) { ready <- s }})
+		opt.Ready = func(s string) { ready <- s }
+		done <- Run(ctx, cfg, quiet(), opt)
 	}()
 	select {
 	case socket = <-ready:

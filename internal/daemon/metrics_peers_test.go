@@ -25,6 +25,26 @@ func freeUDP(t *testing.T) string {
 	return c.LocalAddr().String()
 }
 
+// peerConfigs returns the configs of two peers, alpha and beta, that know
+// each other and listen on loopback.
+func peerConfigs(t *testing.T) (a, b *config.Config) {
+	t.Helper()
+	a, b = testConfig(t), testConfig(t)
+	a.Name, b.Name = "alpha", "beta"
+	a.Listen, b.Listen = freeUDP(t), freeUDP(t)
+	ida, err := household.LoadIdentity(household.KeyPath(a.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idb, err := household.LoadIdentity(household.KeyPath(b.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Peers = []config.Peer{{Name: "beta", Key: idb.ID(), Address: b.Listen}}
+	b.Peers = []config.Peer{{Name: "alpha", Key: ida.ID(), Address: a.Listen}}
+	return a, b
+}
+
 // runClient runs cfg until the test ends and returns a control client.
 func runClient(t *testing.T, cfg *config.Config) *control.Client {
 	t.Helper()
@@ -40,21 +60,9 @@ func TestMetricsMoveWithReplication(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two daemons")
 	}
-	a, b := testConfig(t), testConfig(t)
-	a.Name, b.Name = "alpha", "beta"
-	a.Listen, b.Listen = freeUDP(t), freeUDP(t)
+	a, b := peerConfigs(t)
 	a.Metrics, b.Metrics = "127.0.0.1:0", "127.0.0.1:0"
 	b.Arenas[0].Pin = true
-	ida, err := household.LoadIdentity(household.KeyPath(a.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idb, err := household.LoadIdentity(household.KeyPath(b.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Peers = []config.Peer{{Name: "beta", Key: idb.ID(), Address: b.Listen}}
-	b.Peers = []config.Peer{{Name: "alpha", Key: ida.ID(), Address: a.Listen}}
 	content := bytes.Repeat([]byte("0123456789abcdef"), 200_000) // 3.2 MB: several blocks
 	if err := os.WriteFile(filepath.Join(a.Arenas[0].Dir, "big.bin"), content, 0o600); err != nil {
 		t.Fatal(err)

@@ -1,13 +1,11 @@
 package daemon
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/realizefs/realize/household"
 	"github.com/realizefs/realize/internal/config"
 	"github.com/realizefs/realize/internal/control"
 )
@@ -15,30 +13,7 @@ import (
 // runTrimming runs cfg with a fast trim loop until the test ends.
 func runTrimming(t *testing.T, cfg *config.Config) *control.Client {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, quiet(), Options{TrimEvery: 200 * time.Millisecond, Ready: func(s string) { ready <- s }})
-	}()
-	var socket string
-	select {
-	case socket = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("daemon not ready after 10s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("no shutdown within 5s")
-		}
-	})
+	socket, _ := runDaemonWith(t, cfg, Options{TrimEvery: 200 * time.Millisecond})
 	c := control.NewClient(socket)
 	t.Cleanup(c.Close)
 	return c
@@ -52,23 +27,11 @@ func TestDaemonsTrimHistory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two daemons")
 	}
-	a, b := testConfig(t), testConfig(t)
-	a.Name, b.Name = "alpha", "beta"
-	a.Listen, b.Listen = freeUDP(t), freeUDP(t)
+	a, b := peerConfigs(t)
 	b.Arenas[0].Pin = true
 	for _, c := range []*config.Config{a, b} {
 		c.History = config.History{AuditKeep: 0, InactiveAfter: time.Hour}
 	}
-	ida, err := household.LoadIdentity(household.KeyPath(a.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idb, err := household.LoadIdentity(household.KeyPath(b.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Peers = []config.Peer{{Name: "beta", Key: idb.ID(), Address: b.Listen}}
-	b.Peers = []config.Peer{{Name: "alpha", Key: ida.ID(), Address: a.Listen}}
 	for _, f := range []string{"one", "two", "three"} {
 		if err := os.WriteFile(filepath.Join(a.Arenas[0].Dir, f), []byte(f), 0o600); err != nil {
 			t.Fatal(err)
