@@ -60,18 +60,7 @@ func TestBlockThroughput(t *testing.T) {
 	if err := RegisterSync(b.mux, &SyncData{}); err != nil {
 		t.Fatal(err)
 	}
-	a.start()
-	b.start()
-	a.know(b)
-	b.know(a)
-	a.share(b, "x")
-	b.share(a, "x")
-	for _, n := range []*node{a, b} {
-		if err := n.host.Reconcile(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	connected(t, b, a)
+	sharing(t, a, b, "x")
 	src := Blocks{Host: b.host}
 	bm, err := src.BlockMap(t.Context(), a.ident.ID(), "x", blob)
 	if err != nil {

@@ -117,19 +117,7 @@ func TestSnapshotSaysWhatSourceHolds(t *testing.T) {
 	a, b := newNode(t, "a", true), newNode(t, "b", true)
 	blobs := syncNode(t, a, "open")
 	syncNode(t, b)
-	a.start()
-	b.start()
-	a.know(b)
-	b.know(a)
-	a.share(b, "open")
-	b.share(a, "open")
-	for _, n := range []*node{a, b} {
-		if err := n.host.Reconcile(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := connected(t, b, a)
-	waitFor(t, 5e9, "hello", func() bool { return len(c.SharedArenas()) == 1 })
+	c := sharing(t, a, b, "open")
 	src := PeerSource{Conn: c}
 	if src.Peer() != a.ident.ID() {
 		t.Errorf("source peer %s, want a", src.Peer().Short())
@@ -161,19 +149,7 @@ func TestSnapshotCarriesConflicts(t *testing.T) {
 	if err := arenas["open"].MergeConflicts("gone.txt", want, realize.Hash{}); err != nil {
 		t.Fatal(err)
 	}
-	a.start()
-	b.start()
-	a.know(b)
-	b.know(a)
-	a.share(b, "open")
-	b.share(a, "open")
-	for _, n := range []*node{a, b} {
-		if err := n.host.Reconcile(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := connected(t, b, a)
-	waitFor(t, 5e9, "hello", func() bool { return len(c.SharedArenas()) == 1 })
+	c := sharing(t, a, b, "open")
 	got := map[realize.Path]real.Snap{}
 	err := PeerSource{Conn: c}.Snapshot(t.Context(), "open", func(s real.Snap) error { got[s.Path] = s; return nil })
 	if err != nil {
