@@ -72,10 +72,25 @@ func (a *Arena) isQueued(path realize.Path) bool {
 }
 
 // awaitCommit commits the queue (or waits for whoever is committing it)
-// and returns its placement's outcome. The caller does not hold scanMu.
+// and returns its placement's outcome, once what the placement left
+// behind is cleared (afterCommit). The caller does not hold scanMu.
 func (a *Arena) awaitCommit(it *placed) error {
 	a.commitQueued()
-	return <-it.done
+	if err := <-it.done; err != nil {
+		return err
+	}
+	if it.installed {
+		// Only this path's own older transfers: the apply window never
+		// places one path twice at once.
+		a.dropTemps(it.path)
+	}
+	whiteout := it.installed && it.ch.Result.Meta.Kind == realize.KindNone
+	if !whiteout && len(it.freed) == 0 {
+		return nil
+	}
+	a.lockScan()
+	defer a.scanMu.Unlock()
+	return a.afterCommit(it)
 }
 
 // commitQueued commits every queued placement, and returns once any
@@ -113,30 +128,25 @@ func (a *Arena) commitQueued() {
 	err := a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitPlacedIn(tx, ix, ok) })
 	if err == nil || len(ok) == 1 {
 		for _, it := range ok {
-			it.done <- a.afterCommit(it, err)
+			it.done <- err
 		}
 		return
 	}
 	// One bad record must not fail the others: commit them one by one.
 	for _, it := range ok {
-		err := a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitPlacedIn(tx, ix, []*placed{it}) })
-		it.done <- a.afterCommit(it, err)
+		it.done <- a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitPlacedIn(tx, ix, []*placed{it}) })
 	}
 }
 
-// afterCommit clears what a committed placement left behind: kept-aside
-// bytes a resolution let go, the whiteout of a name removed through an
-// overlay mount over its lower layer (the index no longer has the name),
-// earlier versions' temporary files (never resumed now).
-func (a *Arena) afterCommit(it *placed, err error) error {
-	if err != nil {
-		return err
-	}
-	if it.installed {
-		if it.ch.Result.Meta.Kind == realize.KindNone {
-			a.removeWhiteout(it.path)
-		}
-		a.dropTemps(it.path)
+// afterCommit clears, under the arena's lock, what a committed placement
+// left behind: the whiteout of a name removed through an overlay mount
+// over its lower layer (the index no longer has the name), and kept-aside
+// bytes let go (a resolution's drops, a version that won again). The lock
+// matters: a placement moving the same bytes aside meanwhile must not see
+// them removed before its record names them.
+func (a *Arena) afterCommit(it *placed) error {
+	if it.installed && it.ch.Result.Meta.Kind == realize.KindNone {
+		a.removeWhiteout(it.path)
 	}
 	if len(it.freed) == 0 {
 		return nil

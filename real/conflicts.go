@@ -249,7 +249,7 @@ func (a *Arena) RecordConflicts(path realize.Path, d Decided, keep realize.Hash)
 	if len(d.Losers) == 0 && d.Winner.Meta.Kind == realize.KindNone {
 		return nil
 	}
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	var gone []realize.Hash
 	err := a.db.Update(func(tx *bolt.Tx) error {

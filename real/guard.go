@@ -588,7 +588,7 @@ var ErrNothingHeld = errors.New("no deletions are held")
 // them (a deletion found after that stays held, and shows in status). It
 // reports how many files (and symlinks) and directories it recorded.
 func (a *Arena) Approve(ctx context.Context) (files, dirs int64, err error) {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	g := &a.guard
 	g.mu.Lock()

@@ -42,7 +42,7 @@ var ErrNoOtherCopy = errors.New("no other peer holds this version; only putting 
 // same rule as unpin). It reports how many paths were put back and those
 // that stay held.
 func (a *Arena) Reject(ctx context.Context, allow func(*Record) error) (restored int64, kept []Kept, err error) {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	paths, err := a.heldForReject(ctx)
 	if err != nil {

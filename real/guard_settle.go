@@ -77,7 +77,7 @@ func (a *Arena) settleDue(now time.Time) bool {
 // held them are compared with the index again and what is gone there is
 // recorded, or held if it is too much.
 func (a *Arena) Settle(ctx context.Context) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	g := &a.guard
 	g.mu.Lock()

@@ -45,8 +45,15 @@ func (a *Arena) PlaceRecords(ctx context.Context, paths []realize.Path, decide f
 	if len(todo) == 0 {
 		return rest, nil
 	}
-	err := a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitPlacedIn(tx, ix, todo) })
-	return rest, err
+	if err := a.update(func(tx *bolt.Tx, ix *Index) error { return a.commitPlacedIn(tx, ix, todo) }); err != nil {
+		return rest, err
+	}
+	for _, it := range todo {
+		if err := a.afterCommit(it); err != nil {
+			return rest, err
+		}
+	}
+	return rest, nil
 }
 
 // placedRecord is one decided change waiting for its commit.

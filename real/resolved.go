@@ -204,7 +204,7 @@ func (a *Arena) MergeConflicts(path realize.Path, s *ConflictState, keep realize
 	if s.Empty() {
 		return nil
 	}
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	var gone []realize.Hash
 	err := a.db.Update(func(tx *bolt.Tx) error {
@@ -250,7 +250,7 @@ func (a *Arena) MergeConflicts(path realize.Path, s *ConflictState, keep realize
 // in place for now (the content the resolution puts at the path, not
 // placed yet); FreeKept lets go of it once placed.
 func (a *Arena) Drop(path realize.Path, d realize.VersionVector, keep realize.Hash) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	var gone []realize.Hash
 	err := a.db.Update(func(tx *bolt.Tx) error {
@@ -270,7 +270,7 @@ func (a *Arena) Drop(path realize.Path, d realize.VersionVector, keep realize.Ha
 // FreeKept lets go of the bytes of blob kept aside here if no kept-aside
 // version needs them any more.
 func (a *Arena) FreeKept(blob realize.Hash) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	return a.freeKept([]realize.Hash{blob})
 }
@@ -281,7 +281,7 @@ func (a *Arena) FreeKept(blob realize.Hash) error {
 // crash between the two. Nothing is moved aside without the arena's
 // lock, which this holds.
 func (a *Arena) SweepKept() (int, error) {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	ents, err := os.ReadDir(filepath.Join(a.root, ConflictDir))
 	if err != nil {

@@ -83,7 +83,7 @@ func (a *Arena) dropTombstones(paths []realize.Path, drop func(realize.Path, *Re
 	if len(paths) == 0 {
 		return 0, nil
 	}
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	n := 0
 	err := a.db.Update(func(tx *bolt.Tx) error {

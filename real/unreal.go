@@ -378,7 +378,7 @@ func (a *Arena) IsReserved(path realize.Path, isDir bool) bool {
 // would leave the unreal files' records behind, and the next scan would
 // record them deleted.
 func (a *Arena) RenameDir(ctx context.Context, from, to realize.Path) error {
-	a.scanMu.Lock()
+	a.lockScan()
 	defer a.scanMu.Unlock()
 	fail := func(kind realize.ErrKind, err error) error {
 		return &realize.Error{Op: "rename", Kind: kind, Arena: a.name, Path: string(from), Err: err}
