@@ -38,9 +38,14 @@ func TestDaemonsTrimHistory(t *testing.T) {
 		}
 	}
 	ca, cb := runTrimming(t, a), runTrimming(t, b)
+	// Files are applied concurrently: "three" may land before "two".
 	waitFor(t, 30*time.Second, "files replicated to beta", func() bool {
-		_, err := os.Stat(filepath.Join(b.Arenas[0].Dir, "three"))
-		return err == nil
+		for _, f := range []string{"one", "two", "three"} {
+			if _, err := os.Stat(filepath.Join(b.Arenas[0].Dir, f)); err != nil {
+				return false
+			}
+		}
+		return true
 	})
 	if err := os.Remove(filepath.Join(a.Arenas[0].Dir, "two")); err != nil {
 		t.Fatal(err)
