@@ -83,6 +83,9 @@ func (v via) remove(p realize.Path) error {
 // the upper layer too (the kernel copies it up).
 func (v via) mkdir(p realize.Path) error {
 	if v.mnt != "" {
+		if _, err := os.Lstat(v.a.abs(p)); errors.Is(err, fs.ErrNotExist) {
+			return v.mkdirNew(p)
+		}
 		err := os.Mkdir(v.at(p), 0o755)
 		if errors.Is(err, fs.ErrExist) {
 			if _, lerr := os.Lstat(v.a.abs(p)); lerr == nil {
@@ -96,6 +99,36 @@ func (v via) mkdir(p realize.Path) error {
 		v.fellBack("mkdir", p, err)
 	}
 	return os.Mkdir(v.a.abs(p), 0o755)
+}
+
+// mkdirNew makes a directory nothing is at yet. Made through the mount, it
+// would be known to the kernel from the upper layer alone: the lower
+// layer had nothing there when the kernel looked, and overlayfs never
+// looks at the lower layer again for a directory it holds — the files
+// other peers put in it later (unreal, shown by the lower layer alone)
+// would stay out of its listing. So it is made in the real directory,
+// which the lower layer shows too, and then looked up through the mount,
+// which finds it in both layers. Where the kernel holds a negative entry
+// for the name (looked up before it existed: a known limit, decision
+// 0014), that lookup fails: the directory is then made through the mount
+// after all, so that at least it shows.
+func (v via) mkdirNew(p realize.Path) error {
+	abs := v.a.abs(p)
+	if err := os.Mkdir(abs, 0o755); err != nil {
+		return err
+	}
+	_, err := os.Lstat(v.at(p))
+	if err == nil {
+		return nil
+	}
+	if os.Remove(abs) != nil {
+		return nil // something is in it already: keep it as it is
+	}
+	if err := os.Mkdir(v.at(p), 0o755); err != nil {
+		v.fellBack("mkdir", p, err)
+		return os.Mkdir(abs, 0o755)
+	}
+	return nil
 }
 
 // copyUp has the kernel copy directory p (and its parents) into the upper

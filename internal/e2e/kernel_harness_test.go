@@ -68,6 +68,19 @@ func (r guestResult) passed() bool {
 	return r.code == 0 && strings.Contains(r.out, "KTEST: RESULT PASS")
 }
 
+// failures returns the guest's failed checks, one per line, to be shown
+// before its whole console: a CI excerpt may keep only the head of it.
+func (r guestResult) failures() string {
+	var b strings.Builder
+	for _, l := range strings.Split(r.out, "\n") {
+		if strings.Contains(l, "KTEST: FAIL") {
+			b.WriteString(strings.TrimSpace(l))
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
 var umlPIDLine = regexp.MustCompile(`run-uml: UML pid (\d+)`)
 
 // runGuest boots UML with script (a path) as the guest's test, env as its

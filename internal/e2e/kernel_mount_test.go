@@ -50,6 +50,6 @@ func runMountAcceptance(t *testing.T, mode string) {
 		}
 	}
 	if !r.passed() {
-		t.Fatalf("the %s mount acceptance failed in the guest (exit %d):\n%s", mode, r.code, r.out)
+		t.Fatalf("the %s mount acceptance failed in the guest (exit %d):\n%s\nthe whole console:\n%s", mode, r.code, r.failures(), r.out)
 	}
 }

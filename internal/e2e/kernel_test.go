@@ -24,7 +24,7 @@ func TestKernelHarness(t *testing.T) {
 		r := runGuest(t, filepath.Join(kernelDir, "scripts", "harness.sh"), 60*time.Second,
 			map[string]string{"GREETING": "it's a 'quoted' value"})
 		if !r.passed() {
-			t.Fatalf("harness guest failed (exit %d):\n%s", r.code, r.out)
+			t.Fatalf("harness guest failed (exit %d):\n%s\nthe whole console:\n%s", r.code, r.failures(), r.out)
 		}
 	})
 	t.Run("fail", func(t *testing.T) {
@@ -138,7 +138,7 @@ func TestKernelNFS(t *testing.T) {
 		"WRITE_DIR": "from-guest", "WRITE_LINES": strconv.Itoa(writeLines),
 	})
 	if !r.passed() {
-		t.Fatalf("the kernel acceptance failed in the guest (exit %d):\n%s\nb's daemon log:\n%s", r.code, r.out, b.logs)
+		t.Fatalf("the kernel acceptance failed in the guest (exit %d):\n%s\nthe whole console:\n%s\nb's daemon log:\n%s", r.code, r.failures(), r.out, b.logs)
 	}
 
 	holdsNothing("after the kernel read")

@@ -240,6 +240,12 @@ mkdir -p /p/a/home/bulk
 i=0
 while [ $i -lt 40 ]; do echo "bulk $i" >/p/a/home/bulk/f$i; i=$((i + 1)); done
 kt_wait_until 150 0.1 in_log b bulk/f39
+# A directory new to B lists the unreal files other peers put in it
+# (B makes it in its real directory, then looks it up through the mount,
+# so the kernel knows it in both layers: real/via.go mkdirNew). B applies
+# received entries several at a time: f39 in its log does not mean f0..f38
+# are in its index, hence a wait.
+kt_wait_until 100 0.1 sh -c "[ \$(ls /mb/home/bulk 2>/dev/null | wc -l) -eq 40 ]"
 kt_must rm -rf /mb/home/bulk
 kt_wait_until 100 0.1 sh -c "$R --config /p/b/config.toml status --json | grep -q '\"held\":{'"
 kt_step sh -c "$R --config /p/b/config.toml status | grep -A3 HELD"
