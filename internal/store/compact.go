@@ -49,12 +49,16 @@ type Usage struct {
 func (d *DB) Usage() (Usage, error) {
 	var u Usage
 	b := d.cur.Load()
+	var pageSize int
 	err := b.View(func(tx *bolt.Tx) error {
 		u.Size = tx.Size()
+		// Info reads the mapping, which a growing write transaction
+		// replaces; an open read transaction holds that back.
+		pageSize = b.Info().PageSize
 		return nil
 	})
 	st := b.Stats()
-	u.Free = int64(st.FreePageN+st.PendingPageN) * int64(b.Info().PageSize)
+	u.Free = int64(st.FreePageN+st.PendingPageN) * int64(pageSize)
 	return u, err
 }
 
