@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -132,8 +131,8 @@ func runCLIFor(t *testing.T, d time.Duration, args ...string) (string, string, i
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
 	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" },
-		now: func() time.Time { return time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC) }, rand: rand.Reader}
+	e := testEnv(t, &out, &errb, func(string) string { return "" })
+	e.now = func() time.Time { return time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC) }
 	code := run(ctx, e, append([]string{"realize"}, args...))
 	return out.String(), errb.String(), code
 }
