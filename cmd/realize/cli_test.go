@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,10 +23,20 @@ import (
 func runCLI(t *testing.T, vars map[string]string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] },
-		now: time.Now, rand: rand.Reader}
+	e := testEnv(t, &out, &errb, func(k string) string { return vars[k] })
 	code := run(t.Context(), e, append([]string{"realize"}, args...))
 	return out.String(), errb.String(), code
+}
+
+// testEnv is the env of an in-process run: not root, and a command the
+// CLI would run with privileges fails the test instead of running.
+func testEnv(t *testing.T, stdout, stderr io.Writer, getenv func(string) string) *env {
+	return &env{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, rand: rand.Reader,
+		geteuid: func() int { return 1000 },
+		runPriv: func(_ context.Context, argv []string) ([]byte, error) {
+			t.Errorf("the CLI ran %q", argv)
+			return nil, errors.New("not in tests")
+		}}
 }
 
 // initPeer runs a successful init in a fresh directory and returns it and

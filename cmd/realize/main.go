@@ -33,10 +33,16 @@ type env struct {
 	getenv         func(string) string
 	now            func() time.Time
 	rand           io.Reader
+	// geteuid tells whether the process may mount (0: root); runPriv runs
+	// one of the commands that need it (mount, umount, mkdir of an overlay
+	// work directory) and returns its combined output.
+	geteuid func() int
+	runPriv func(ctx context.Context, argv []string) ([]byte, error)
 }
 
 func main() {
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now, rand: rand.Reader}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now, rand: rand.Reader,
+		geteuid: os.Geteuid, runPriv: runCommand}
 	os.Exit(run(context.Background(), e, os.Args))
 }
 

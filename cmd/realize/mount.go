@@ -64,13 +64,13 @@ func mountCommand(e *env) *cli.Command {
 				if err != nil {
 					return err
 				}
-				return runMounts(ctx, p, cmd.Bool("dry-run"), cmds, "mount", dir)
+				return runMounts(ctx, e, p, cmd.Bool("dry-run"), cmds, "mount", dir)
 			}
 			argv, err := mountArgv(addr, dir)
 			if err != nil {
 				return err
 			}
-			return runMount(ctx, p, cmd.Bool("dry-run"), argv, "mount")
+			return runMounts(ctx, e, p, cmd.Bool("dry-run"), [][]string{argv}, "mount", dir)
 		},
 	}
 }
@@ -99,7 +99,7 @@ func umountCommand(e *env) *cli.Command {
 				cmds = append(cmds, []string{"umount", m})
 			}
 			cmds = append(cmds, []string{"umount", dir})
-			return runMounts(ctx, newPrinter(cmd, e), cmd.Bool("dry-run"), cmds, "umount", dir)
+			return runMounts(ctx, e, newPrinter(cmd, e), cmd.Bool("dry-run"), cmds, "umount", dir)
 		},
 	}
 }
@@ -160,25 +160,9 @@ func mountArgv(addr, dir string) ([]string, error) {
 	return nil, &realize.Error{Op: "mount", Kind: realize.Unsupported, Err: fmt.Errorf("mounting on %s is not supported", runtime.GOOS)}
 }
 
-// runMount runs argv, or says exactly what to run when this process
-// cannot (not root, or only a dry run).
-func runMount(ctx context.Context, p *printer, dry bool, argv []string, what string) error {
-	line := shellQuote(argv)
-	if dry {
-		p.Printf("%s\n", line)
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return &realize.Error{Op: what, Kind: realize.Permission,
-			Err: fmt.Errorf("%s needs root; run:\n  sudo %s", what, line)}
-	}
-	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		return &realize.Error{Op: what, Kind: realize.Other,
-			Err: fmt.Errorf("%s failed: %s\ncommand: %s", what, strings.TrimSpace(string(out)), line)}
-	}
-	p.Printf("%s: %s\n", what, argv[len(argv)-1])
-	return nil
+// runCommand runs argv and returns its combined output (env.runPriv).
+func runCommand(ctx context.Context, argv []string) ([]byte, error) {
+	return exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 }
 
 func shellQuote(argv []string) string {

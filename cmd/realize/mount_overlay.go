@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -126,7 +125,7 @@ func mountsBelow(dir string) []string {
 
 // runMounts runs several commands in order (stopping at the first that
 // fails), or says exactly what to run when this process cannot.
-func runMounts(ctx context.Context, p *printer, dry bool, cmds [][]string, what, dir string) error {
+func runMounts(ctx context.Context, e *env, p *printer, dry bool, cmds [][]string, what, dir string) error {
 	lines := make([]string, len(cmds))
 	for i, c := range cmds {
 		lines[i] = shellQuote(c)
@@ -137,12 +136,13 @@ func runMounts(ctx context.Context, p *printer, dry bool, cmds [][]string, what,
 		}
 		return nil
 	}
-	if os.Geteuid() != 0 {
+	if e.geteuid() != 0 {
+		// Op names the command: "realize: mount: needs root; run: ...".
 		return &realize.Error{Op: what, Kind: realize.Permission,
-			Err: fmt.Errorf("%s needs root; run:\n  sudo %s", what, strings.Join(lines, "\n  sudo "))}
+			Err: fmt.Errorf("needs root; run:\n  sudo %s", strings.Join(lines, "\n  sudo "))}
 	}
 	for i, c := range cmds {
-		out, err := exec.CommandContext(ctx, c[0], c[1:]...).CombinedOutput()
+		out, err := e.runPriv(ctx, c)
 		if err != nil {
 			return &realize.Error{Op: what, Kind: realize.Other,
 				Err: fmt.Errorf("%s failed: %s\ncommand: %s", what, strings.TrimSpace(string(out)), lines[i])}

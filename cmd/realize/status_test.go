@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -81,8 +80,29 @@ func (f *fakeDaemon) Pin(context.Context, control.PathRequest, func(*control.Pin
 func (f *fakeDaemon) Unpin(context.Context, control.PathRequest) (*control.UnpinReport, error) {
 	return nil, errFake
 }
-func (f *fakeDaemon) PathStatus(context.Context, string) (*control.PathStatus, error) {
-	return nil, errFake
+
+// PathStatus answers for a few canned paths of arena "home" (see
+// TestStatusPathText); any other is not there.
+func (f *fakeDaemon) PathStatus(_ context.Context, ref string) (*control.PathStatus, error) {
+	docs, photos := realize.Path("docs"), realize.Path("photos")
+	blob := realize.Hash{0xbb, 0x01}
+	when := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	nas, old := control.PeerRef{Peer: realize.PeerID{0xaa}, Name: "nas"}, control.PeerRef{Peer: realize.PeerID{0xcc, 0xdd}}
+	switch ref {
+	case "home:photos/a.jpg": // a quarter cached, unpinned by default, two holders (one no longer named in the config)
+		return &control.PathStatus{Arena: "home", Path: "photos/a.jpg", Kind: "file", Mark: "unpinned", State: "cached",
+			CachedBytes: 1_000_000, Size: 4_000_000, Hash: &blob, MTime: when, Holders: []control.PeerRef{nas, old}}, nil
+	case "home:docs/report.txt": // real here, pinned through its directory
+		return &control.PathStatus{Arena: "home", Path: "docs/report.txt", Kind: "file", Mark: "pinned", MarkFrom: &docs,
+			State: "real", Size: 2048, Hash: &blob, MTime: when, Holders: []control.PeerRef{{Peer: realize.PeerID{1}, Name: "laptop"}, nas}}, nil
+	case "home:photos/far.bin": // nothing here, no holder known; unpinned where it is
+		far := realize.Path("photos/far.bin")
+		return &control.PathStatus{Arena: "home", Path: far, Kind: "file", Mark: "unpinned", MarkFrom: &far, State: "remote",
+			Size: 5, Hash: &blob}, nil
+	case "home:photos":
+		return &control.PathStatus{Arena: "home", Path: photos, Kind: "dir", Mark: "pinned", MarkFrom: &photos, RealFiles: 3, UnrealFiles: 12}, nil
+	}
+	return nil, &realize.Error{Op: "status", Kind: realize.NotExist, Arena: "home", Path: ref, Err: errors.New("no such path")}
 }
 
 // serveFake serves a fakeDaemon on the control socket of the config at
@@ -111,8 +131,8 @@ func runCLIFor(t *testing.T, d time.Duration, args ...string) (string, string, i
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
 	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" },
-		now: func() time.Time { return time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC) }, rand: rand.Reader}
+	e := testEnv(t, &out, &errb, func(string) string { return "" })
+	e.now = func() time.Time { return time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC) }
 	code := run(ctx, e, append([]string{"realize"}, args...))
 	return out.String(), errb.String(), code
 }
@@ -224,5 +244,49 @@ func TestStatusWatch(t *testing.T) {
 	}
 	if _, errs, code := runCLI(t, nil, "--config", cfg, "status", "--watch", "docs:x"); code != exitUsage {
 		t.Errorf("--watch with a PATH: exit %d, %q", code, errs)
+	}
+}
+
+// TestStatusPathText: `realize status PATH` shows the mark and where it
+// comes from, the state here (cached with its share), size and hash, and
+// who holds the file, by name or by short key.
+func TestStatusPathText(t *testing.T) {
+	_, cfg := initPeer(t)
+	serveFake(t, cfg)
+	hash := (realize.Hash{0xbb, 0x01}).String()
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Local().Format(time.DateTime)
+	for _, tc := range []struct {
+		ref, want string
+	}{
+		{"home:photos/a.jpg", "home:photos/a.jpg  file\n" +
+			"  mark     unpinned (the arena's default)\n" +
+			"  state    cached 25%\n" +
+			"  size     4.0 MB  " + hash + "\n" +
+			"  mtime    " + mtime + "\n" +
+			"  held by  nas, " + (realize.PeerID{0xcc, 0xdd}).Short() + "\n"},
+		{"home:docs/report.txt", "home:docs/report.txt  file\n" +
+			"  mark     pinned (set on docs)\n" +
+			"  state    real\n" +
+			"  size     2.0 kB  " + hash + "\n" +
+			"  mtime    " + mtime + "\n" +
+			"  held by  laptop, nas\n"},
+		{"home:photos/far.bin", "home:photos/far.bin  file\n" +
+			"  mark     unpinned (set here)\n" +
+			"  state    remote\n" +
+			"  size     5 B  " + hash + "\n" +
+			"  held by  no peer known\n"},
+		{"home:photos/", "home:photos  dir\n" +
+			"  mark     pinned (set here)\n" +
+			"  files    3 real, 12 unreal\n"},
+	} {
+		out, errs, code := runCLI(t, nil, "--config", cfg, "status", tc.ref)
+		if code != 0 || errs != "" || out != tc.want {
+			t.Errorf("status %s: exit %d, stderr %q, stdout\n%s\nwant\n%s", tc.ref, code, errs, out, tc.want)
+		}
+	}
+	// A path the daemon does not know: one line, exit 1.
+	out, errs, code := runCLI(t, nil, "--config", cfg, "status", "home:nothing.txt")
+	if code != 1 || out != "" || !strings.Contains(errs, "no such path") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("unknown path: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

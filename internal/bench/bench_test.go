@@ -7,11 +7,12 @@ import (
 )
 
 // TestRunSmall runs every benchmark at a tiny size, so `make bench` cannot
-// rot unnoticed between the times someone runs it.
+// rot unnoticed between the times someone runs it (the mount and scale
+// stages have their own tests below).
 func TestRunSmall(t *testing.T) {
 	var out bytes.Buffer
 	rows, err := Run(t.Context(), Options{Dir: t.TempDir(), Runs: 1, IndexFiles: 200, IndexBytes: 4 << 20, RescanFiles: 500,
-		SyncBytes: 8 << 20, SyncFiles: 200, SyncEdits: 3, HistoryChanges: 1000, Out: &out})
+		SyncBytes: 8 << 20, SyncFiles: 200, SyncEdits: 3, NFSBytes: 4 << 20, HistoryChanges: 1000, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,8 +24,20 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("%s: value %v", r.Name, r.Value)
 		}
 	}
-	if !strings.Contains(out.String(), "no-change rescan") || !strings.Contains(out.String(), "A→B") || !strings.Contains(out.String(), "after trimming") {
-		t.Errorf("table:\n%s", out.String())
+	for _, want := range []string{"no-change rescan", "A→B", "after trimming",
+		"nfs: first byte of an uncached 4 MiB file", "nfs: sequential read, uncached 4 MiB", "nfs: sequential read, cached 4 MiB"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, out.String())
+		}
+	}
+	nfsRows := 0
+	for _, r := range rows {
+		if strings.HasPrefix(r.Name, "nfs: ") {
+			nfsRows++
+		}
+	}
+	if nfsRows != 3 {
+		t.Errorf("%d nfs rows, want 3 (the nfs stage ran?): %v", nfsRows, rows)
 	}
 }
 

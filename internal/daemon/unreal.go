@@ -34,7 +34,7 @@ func openCache(ctx context.Context, d *Daemon, src unreal.BlockSource) (*unreal.
 // for the cache's eviction rule. A conflict loser's bytes count as held by
 // nobody: they are kept until someone resolves the conflict (SPEC §4.5).
 func (d *Daemon) othersHold(blob realize.Hash) int {
-	if d.conflictBlobs.has(blob, d.arenaList) {
+	if d.conflictBlobs.has(blob, d.clock.Now(), d.arenaList) {
 		return 0
 	}
 	n := 0
@@ -56,11 +56,11 @@ type conflictSet struct {
 
 const conflictRefresh = 5 * time.Second
 
-func (c *conflictSet) has(blob realize.Hash, arenas func() []*real.Arena) bool {
+func (c *conflictSet) has(blob realize.Hash, now time.Time, arenas func() []*real.Arena) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.blobs == nil || time.Since(c.at) > conflictRefresh {
-		c.blobs, c.at = map[realize.Hash]bool{}, time.Now()
+	if c.blobs == nil || now.Sub(c.at) > conflictRefresh {
+		c.blobs, c.at = map[realize.Hash]bool{}, now
 		for _, a := range arenas() {
 			cs, _ := a.Conflicts("")
 			for _, x := range cs {
