@@ -98,6 +98,8 @@ func TestNFSPeerLostMidRead(t *testing.T) {
 	const far = size - chunk
 	if r, took := read(far); nfsStatus(r.err) != nfsc.NFS3ErrIO || took > cacheWait+waitSlack {
 		t.Errorf("READ far ahead with A gone: %v after %v, want NFS3ERR_IO within %v", r.err, took, cacheWait+waitSlack)
+	} else {
+		t.Logf("READ far ahead failed after %v", took.Round(time.Millisecond))
 	}
 
 	// B may not notice A's death until A, restarted, resets the old
