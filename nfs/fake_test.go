@@ -167,13 +167,20 @@ func (a *fakeArena) List(_ context.Context, dir realize.Path) ([]Node, error) {
 	return out, nil
 }
 
+// fakeReader fails, like the daemon's reads of unreal files, only when
+// bytes of the file are asked for while it is unavailable.
 type fakeReader struct {
 	data []byte
+	a    *fakeArena
+	p    realize.Path
 }
 
 func (r *fakeReader) ReadAt(p []byte, off int64) (int, error) {
 	if off >= int64(len(r.data)) {
 		return 0, io.EOF
+	}
+	if r.a != nil && len(p) > 0 && r.unavailable() {
+		return 0, &realize.Error{Op: "fetch", Kind: realize.Unavailable, Path: string(r.p), Err: errors.New("no peer has the blocks")}
 	}
 	n := copy(p, r.data[off:])
 	if n < len(p) {
@@ -181,6 +188,12 @@ func (r *fakeReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+func (r *fakeReader) unavailable() bool {
+	r.a.t.mu.Lock()
+	defer r.a.t.mu.Unlock()
+	return r.a.unavailable[r.p]
+}
+
 func (r *fakeReader) Close() error { return nil }
 func (r *fakeReader) Size() int64  { return int64(len(r.data)) }
 
@@ -195,10 +208,7 @@ func (a *fakeArena) Open(_ context.Context, p realize.Path) (ReadFile, error) {
 	if n.meta.Kind != realize.KindFile {
 		return nil, fErr("open", realize.IsDir, p)
 	}
-	if a.unavailable[p] {
-		return nil, &realize.Error{Op: "fetch", Kind: realize.Unavailable, Path: string(p), Err: errors.New("no peer has the blocks")}
-	}
-	return &fakeReader{data: append([]byte(nil), n.data...)}, nil
+	return &fakeReader{data: append([]byte(nil), n.data...), a: a, p: p}, nil
 }
 
 type fakeWriter struct {

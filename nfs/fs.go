@@ -412,6 +412,16 @@ func (m *mountFS) Chtimes(name string, _ time.Time, mtime time.Time) error {
 	return statusErr(n.arena.SetAttr(m.ctx(), n.path, SetAttr{MTime: &t}))
 }
 
+// maxFileSize is the largest file size the export announces (go-nfs's
+// FSINFO maxfilesize). A WRITE or SETATTR size beyond it is refused with
+// EFBIG (NFS3ERR_FBIG) before anything is opened: an unreal file is not
+// fetched for a write that cannot succeed.
+const maxFileSize = 1 << 62
+
+// beyondMax tells whether n bytes at off end past maxFileSize. go-nfs
+// casts WRITE offsets to int64: 2^63 and more arrive negative.
+func beyondMax(off int64, n int) bool { return off < 0 || off > maxFileSize-int64(n) }
+
 // handleFile is what go-nfs gets from Open/OpenFile/Create, once per RPC.
 // The Tree's files behind it are shared and kept open between RPCs (see
 // openFiles).
@@ -475,6 +485,9 @@ func (f *handleFile) Read(p []byte) (int, error) {
 }
 
 func (f *handleFile) Write(p []byte) (int, error) {
+	if beyondMax(f.offset, len(p)) {
+		return 0, errno("write", f.name, syscall.EFBIG)
+	}
 	w, err := f.writer()
 	if err != nil {
 		return 0, pathErr("write", f.name, err)
@@ -495,6 +508,12 @@ func (f *handleFile) Seek(offset int64, whence int) (int64, error) {
 	case io.SeekEnd:
 		offset += f.n.meta.Size
 	}
+	if offset < 0 && whence == io.SeekStart {
+		// go-nfs seeking to a WRITE's offset of 2^63 or more: kept for
+		// Write to refuse with EFBIG (a Seek error would be NFS3ERR_IO).
+		f.offset = offset
+		return offset, nil
+	}
 	if offset < 0 {
 		return 0, errno("seek", f.name, syscall.EINVAL)
 	}
@@ -507,6 +526,9 @@ func (f *handleFile) Seek(offset int64, whence int) (int64, error) {
 func (f *handleFile) Truncate(size int64) error {
 	if !f.write {
 		return statusErr(errno("truncate", f.name, syscall.EBADF))
+	}
+	if beyondMax(size, 0) {
+		return statusErr(errno("truncate", f.name, syscall.EFBIG))
 	}
 	if w := f.m.s.open.openWriter(f.n.xp); w != nil {
 		defer f.m.s.open.release(w)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"io"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -19,6 +20,12 @@ import (
 //   - READ asking more than 16 MiB: go-nfs decides EOF before capping the
 //     count, so a big READ that reaches the end returns 16 MiB flagged
 //     EOF. The count is capped in the request instead.
+//   - READ at an offset of 2^63 or more: go-nfs casts it to a negative
+//     int64 and fails with NFS3ERR_IO. Every file ends before 2^63, so the
+//     offset is clamped to 2^63-1 and the READ answers EOF, no bytes.
+//   - SYMLINK with an empty target, or one holding NUL: go-nfs answers
+//     NFS3ERR_ACCES; we answer NFS3ERR_INVAL (NAMETOOLONG past
+//     realize.MaxPathLen), as Linux's server does.
 //   - RMDIR/REMOVE of a non-empty directory: go-nfs answers NFS3ERR_IO; we
 //     answer NFS3ERR_NOTEMPTY.
 //   - names with '/' or NUL, "." or "..", over-long names: refused with
@@ -224,6 +231,24 @@ func (x *xdrReader) opaque(max int) []byte {
 	return v
 }
 
+// sattr3 skips a sattr3: mode, uid, gid (optional uint32s), size
+// (optional uint64), atime and mtime (how; a time when set by the client).
+func (x *xdrReader) sattr3() {
+	for _, n := range []int{4, 4, 4, 8} {
+		if x.u32() != 0 {
+			x.off += n
+		}
+	}
+	for range 2 {
+		if x.u32() == 2 { // SET_TO_CLIENT_TIME
+			x.off += 8
+		}
+	}
+	if x.off > len(x.b) {
+		x.bad = true
+	}
+}
+
 // filter inspects one call. It returns the call to hand to go-nfs (maybe
 // rewritten), or a reply of our own (the call is then not handed on).
 func (c *fixConn) filter(body []byte) (out, reply []byte) {
@@ -256,10 +281,12 @@ func (c *fixConn) filter(body []byte) (out, reply []byte) {
 	switch proc {
 	case procRead:
 		x.opaque(64)
-		x.off += 8 // offset
-		if x.off+4 <= len(body) && !x.bad {
-			if binary.BigEndian.Uint32(body[x.off:]) > gonfs.MaxRead {
-				binary.BigEndian.PutUint32(body[x.off:], gonfs.MaxRead)
+		if x.off+12 <= len(body) && !x.bad {
+			if binary.BigEndian.Uint64(body[x.off:]) > math.MaxInt64 {
+				binary.BigEndian.PutUint64(body[x.off:], math.MaxInt64)
+			}
+			if binary.BigEndian.Uint32(body[x.off+8:]) > gonfs.MaxRead {
+				binary.BigEndian.PutUint32(body[x.off+8:], gonfs.MaxRead)
 			}
 		}
 		return body, nil
@@ -289,6 +316,15 @@ func (c *fixConn) filter(body []byte) (out, reply []byte) {
 			return nil, nfsFail(st, 2) // wcc_data
 		}
 		switch proc {
+		case procSymlink:
+			x.sattr3()
+			target := x.opaque(maxInspect)
+			if x.bad {
+				return body, nil
+			}
+			if st := targetStatus(string(target)); st != gonfs.NFSStatusOk {
+				return nil, nfsFail(st, 2) // wcc_data
+			}
 		case procRemove, procRmdir:
 			if c.nonEmptyDir(dir, string(name)) {
 				return nil, nfsFail(gonfs.NFSStatusNotEmpty, 2)
@@ -335,6 +371,19 @@ func nameStatus(name string) gonfs.NFSStatus {
 	}
 	if realize.CheckName(name) != nil {
 		return gonfs.NFSStatusInval
+	}
+	return gonfs.NFSStatusOk
+}
+
+// targetStatus checks a symlink target given by a client. Its path is
+// the client's business (the server never follows symlinks), its bytes
+// are not.
+func targetStatus(target string) gonfs.NFSStatus {
+	switch {
+	case target == "", strings.IndexByte(target, 0) >= 0:
+		return gonfs.NFSStatusInval
+	case len(target) > realize.MaxPathLen:
+		return gonfs.NFSStatusNameTooLong
 	}
 	return gonfs.NFSStatusOk
 }

@@ -211,10 +211,11 @@ type status struct {
 		Settling    int64     `json:"settling_deletes"`
 	} `json:"arenas"`
 	Peers []struct {
-		Name      string `json:"name"`
-		Connected bool   `json:"connected"`
-		Address   string `json:"address"`
-		Behind    uint64 `json:"behind"`
+		Name      string    `json:"name"`
+		Connected bool      `json:"connected"`
+		Since     time.Time `json:"since"`
+		Address   string    `json:"address"`
+		Behind    uint64    `json:"behind"`
 	} `json:"peers"`
 }
 
