@@ -1,7 +1,6 @@
 package nfs
 
 import (
-	"bytes"
 	"math"
 	"slices"
 	"strings"
@@ -40,15 +39,7 @@ func rawDirop(t *testing.T, tg *nfsc.Target, proc uint32, dir []byte, name strin
 			What nfsc.Diropargs3
 		}{nfsHeader(proc), nfsc.Diropargs3{FH: dir, Filename: name}}
 	}
-	res, err := tg.Call(call)
-	if err != nil {
-		t.Fatalf("call: %v", err)
-	}
-	st, err := xdr.ReadUint32(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return rawStatus(t, tg, call)
 }
 
 func TestBadNames(t *testing.T) {
@@ -202,14 +193,7 @@ func rawStatus(t *testing.T, tg *nfsc.Target, call any) uint32 {
 // and sizes past the announced maxFileSize are NFS3ERR_FBIG and leave
 // the file alone; an unreal file is not realized for them.
 func TestFarOffsets(t *testing.T) {
-	tr := sampleTree()
-	d := tr.arena("docs")
-	d.putFile("unreal.bin", bytes.Repeat([]byte{9}, 4096), false)
-	d.t.mu.Lock()
-	d.unavailable["unreal.bin"] = true
-	d.t.mu.Unlock()
-	r := serve(t, tr, openDB(t))
-	tg := mustMount(t, r.addr, "/")
+	tg, d := serveUnavailable(t)
 	for _, f := range []string{"readme.txt", "unreal.bin"} {
 		_, fh, err := tg.Lookup("/docs/" + f)
 		if err != nil {

@@ -667,7 +667,11 @@ func lookupIn(t *testing.T, tg *nfsc.Target, dir []byte, name string) []byte {
 	return fh
 }
 
-func TestUnavailableReadIsEIO(t *testing.T) {
+// serveUnavailable serves the sample tree with docs/unreal.bin (4 KiB),
+// whose bytes no peer can serve, and mounts its root; it returns the
+// mount and the docs arena.
+func serveUnavailable(t *testing.T) (*nfsc.Target, *fakeArena) {
+	t.Helper()
 	tr := sampleTree()
 	d := tr.arena("docs")
 	d.putFile("unreal.bin", bytes.Repeat([]byte{9}, 4096), false)
@@ -675,7 +679,11 @@ func TestUnavailableReadIsEIO(t *testing.T) {
 	d.unavailable["unreal.bin"] = true
 	d.t.mu.Unlock()
 	r := serve(t, tr, openDB(t))
-	tg := mustMount(t, r.addr, "/")
+	return mustMount(t, r.addr, "/"), d
+}
+
+func TestUnavailableReadIsEIO(t *testing.T) {
+	tg, d := serveUnavailable(t)
 	f, err := tg.Open("/docs/unreal.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -683,8 +691,8 @@ func TestUnavailableReadIsEIO(t *testing.T) {
 	start := time.Now()
 	_, err = f.ReadAt(make([]byte, 100), 0)
 	wantErr(t, "read of unavailable bytes", err, nfsc.NFS3ErrIO)
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %v", d)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("took %v", took)
 	}
 	// listing and attributes still work
 	if fi, _, err := tg.Lookup("/docs/unreal.bin"); err != nil || fi.Size() != 4096 {
