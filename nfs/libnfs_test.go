@@ -4,53 +4,29 @@ import (
 	"bytes"
 	"context"
 	"math/rand"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/realizefs/realize/internal/libnfstest"
 )
 
 // Tests with Debian's libnfs-utils (nfs-ls, nfs-cp): a second, independent
 // client (libnfs), speaking to MOUNT and NFS on the one port.
 
-func libnfs(t *testing.T, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		t.Skipf("%s not found: install Debian's libnfs-utils (apt-get install -y libnfs-utils) to run the libnfs tests", tool)
-	}
-	return p
-}
-
-func nfsURL(addr, path string) string {
-	_, port, _ := net.SplitHostPort(addr)
-	return "nfs://127.0.0.1" + path + "?nfsport=" + port + "&mountport=" + port + "&auto-traverse-mounts=0"
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func TestLibnfsLs(t *testing.T) {
-	ls := libnfs(t, "nfs-ls")
+	ls := libnfstest.Tool(t, "nfs-ls")
 	r := serve(t, sampleTree(), openDB(t))
-	out := run(t, ls, nfsURL(r.addr, "/"))
+	out := libnfstest.Run(t, ls, libnfstest.URL(r.addr, "/"))
 	for _, n := range []string{"docs", "photos", "conflicts"} {
 		if !strings.Contains(out, n) {
 			t.Errorf("nfs-ls / lacks %s:\n%s", n, out)
 		}
 	}
-	out = run(t, ls, nfsURL(r.addr, "/docs"))
+	out = libnfstest.Run(t, ls, libnfstest.URL(r.addr, "/docs"))
 	for _, n := range []string{"readme.txt", "bin", "link", "sub"} {
 		if !strings.Contains(out, n) {
 			t.Errorf("nfs-ls /docs lacks %s:\n%s", n, out)
@@ -59,14 +35,14 @@ func TestLibnfsLs(t *testing.T) {
 	if !strings.Contains(out, "-rw-r--r--") || !strings.Contains(out, "drwxr-xr-x") {
 		t.Errorf("nfs-ls /docs modes:\n%s", out)
 	}
-	out = run(t, ls, "-R", nfsURL(r.addr, "/.all/docs"))
+	out = libnfstest.Run(t, ls, "-R", libnfstest.URL(r.addr, "/.all/docs"))
 	if !strings.Contains(out, "file.txt") {
 		t.Errorf("nfs-ls -R /.all/docs lacks sub/deep/file.txt:\n%s", out)
 	}
 }
 
 func TestLibnfsCp(t *testing.T) {
-	cp := libnfs(t, "nfs-cp")
+	cp := libnfstest.Tool(t, "nfs-cp")
 	tr := sampleTree()
 	big := make([]byte, 3<<20+17)
 	rand.New(rand.NewSource(2)).Read(big)
@@ -76,7 +52,7 @@ func TestLibnfsCp(t *testing.T) {
 
 	// download
 	dst := filepath.Join(dir, "big.bin")
-	run(t, cp, nfsURL(r.addr, "/photos/big.bin"), dst)
+	libnfstest.Run(t, cp, libnfstest.URL(r.addr, "/photos/big.bin"), dst)
 	if got, _ := os.ReadFile(dst); !bytes.Equal(got, big) {
 		t.Errorf("nfs-cp download: %d bytes of %d", len(got), len(big))
 	}
@@ -87,7 +63,7 @@ func TestLibnfsCp(t *testing.T) {
 	if err := os.WriteFile(src, up, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, cp, src, nfsURL(r.addr, "/docs/up.bin"))
+	libnfstest.Run(t, cp, src, libnfstest.URL(r.addr, "/docs/up.bin"))
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		n := tr.arena("docs").get("up.bin")
@@ -101,14 +77,14 @@ func TestLibnfsCp(t *testing.T) {
 	}
 	// and back through the read-only view
 	back := filepath.Join(dir, "back.bin")
-	run(t, cp, nfsURL(r.addr, "/.all/docs/up.bin"), back)
+	libnfstest.Run(t, cp, libnfstest.URL(r.addr, "/.all/docs/up.bin"), back)
 	if got, _ := os.ReadFile(back); !bytes.Equal(got, up) {
 		t.Errorf("read back through /.all: %d bytes", len(got))
 	}
 	// the read-only view refuses an upload
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, cp, src, nfsURL(r.addr, "/.all/docs/no.bin")).CombinedOutput(); err == nil {
+	if out, err := exec.CommandContext(ctx, cp, src, libnfstest.URL(r.addr, "/.all/docs/no.bin")).CombinedOutput(); err == nil {
 		t.Errorf("upload to /.all succeeded: %s", out)
 	}
 	if tr.arena("docs").get("no.bin") != nil {

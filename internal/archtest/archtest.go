@@ -47,6 +47,7 @@ func Rules() []Rule {
 		{"internal/e2e", nil},
 		{"internal/harness", core("history", "real", "unreal", "household", "consensus")},
 		{"internal/archtest", nil},
+		{"internal/libnfstest", nil},
 		{"cmd/realize", core("internal/control", "internal/service", "internal/daemon", "history", "real", "unreal", "household", "consensus", "nfs")},
 	}
 }
