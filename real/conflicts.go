@@ -249,6 +249,20 @@ func (a *Arena) RecordConflicts(path realize.Path, d Decided, keep realize.Hash)
 	if len(d.Losers) == 0 && d.Winner.Meta.Kind == realize.KindNone {
 		return nil
 	}
+	return a.updateFreeing(keep, func(ix *Index) ([]realize.Hash, error) {
+		gone, err := ix.PutWin(path, d.Winner, d.At)
+		if err != nil {
+			return nil, err
+		}
+		return gone, ix.PutConflicts(path, d.Losers, d.At)
+	})
+}
+
+// updateFreeing changes the conflict bookkeeping under the arena's lock,
+// in one transaction: fn returns the blobs of versions no longer listed,
+// whose kept-aside bytes are then freed — but for keep, the content about
+// to be placed.
+func (a *Arena) updateFreeing(keep realize.Hash, fn func(ix *Index) ([]realize.Hash, error)) error {
 	a.lockScan()
 	defer a.scanMu.Unlock()
 	var gone []realize.Hash
@@ -257,10 +271,8 @@ func (a *Arena) RecordConflicts(path realize.Path, d Decided, keep realize.Hash)
 		if err != nil {
 			return err
 		}
-		if gone, err = ix.PutWin(path, d.Winner, d.At); err != nil {
-			return err
-		}
-		return ix.PutConflicts(path, d.Losers, d.At)
+		gone, err = fn(ix)
+		return err
 	})
 	if err != nil {
 		return err

@@ -204,18 +204,12 @@ func (a *Arena) MergeConflicts(path realize.Path, s *ConflictState, keep realize
 	if s.Empty() {
 		return nil
 	}
-	a.lockScan()
-	defer a.scanMu.Unlock()
-	var gone []realize.Hash
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
+	return a.updateFreeing(keep, func(ix *Index) ([]realize.Hash, error) {
+		var gone []realize.Hash
 		for _, d := range s.Drops {
 			g, err := ix.Drop(path, d)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			gone = append(gone, g...)
 		}
@@ -223,7 +217,7 @@ func (a *Arena) MergeConflicts(path realize.Path, s *ConflictState, keep realize
 			for _, at := range w.At {
 				g, err := ix.PutWin(path, realize.Alternative{Origin: w.Origin, Meta: realize.Meta{Kind: realize.KindFile, Blob: w.Blob}, Version: w.Own}, at)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				gone = append(gone, g...)
 			}
@@ -231,16 +225,12 @@ func (a *Arena) MergeConflicts(path realize.Path, s *ConflictState, keep realize
 		for _, k := range s.Kept {
 			for _, at := range k.Named {
 				if err := ix.PutConflicts(path, []realize.Alternative{k.Alternative}, at); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
-		return nil
+		return gone, nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.freeKept(except(gone, keep))
 }
 
 // Drop records, in its own transaction, a resolution at path that drops
@@ -250,21 +240,7 @@ func (a *Arena) MergeConflicts(path realize.Path, s *ConflictState, keep realize
 // in place for now (the content the resolution puts at the path, not
 // placed yet); FreeKept lets go of it once placed.
 func (a *Arena) Drop(path realize.Path, d realize.VersionVector, keep realize.Hash) error {
-	a.lockScan()
-	defer a.scanMu.Unlock()
-	var gone []realize.Hash
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		ix, err := OpenIndex(tx, a.name)
-		if err != nil {
-			return err
-		}
-		gone, err = ix.Drop(path, d)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return a.freeKept(except(gone, keep))
+	return a.updateFreeing(keep, func(ix *Index) ([]realize.Hash, error) { return ix.Drop(path, d) })
 }
 
 // FreeKept lets go of the bytes of blob kept aside here if no kept-aside
